@@ -1,0 +1,129 @@
+"""Find or build the real control-plane binaries (kube-apiserver, etcd, kubectl, helm).
+
+They are built from the Go module in this folder, whose go.mod is the one
+place the Kubernetes release is pinned. Builds land in a git-ignored cache
+keyed by that release and by a hash of the Go sources, so a second run (or
+another checkout sharing the cache) builds nothing. If ``KUBEBUILDER_ASSETS``
+names a folder holding kube-apiserver, etcd and kubectl (the envtest
+convention), those are used and nothing is built for them.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+
+SERVER_BINARIES = ("kube-apiserver", "etcd", "kubectl")
+ALL_BINARIES = (*SERVER_BINARIES, "helm")
+# Our own tiny mains live in cmd/; helm's upstream main is built straight from
+# the module (declared with a `tool` line in go.mod).
+_PACKAGES = {
+    "kube-apiserver": "./cmd/kube-apiserver",
+    "etcd": "./cmd/etcd",
+    "kubectl": "./cmd/kubectl",
+    "helm": "helm.sh/helm/v3/cmd/helm",
+}
+
+
+class BuildError(RuntimeError):
+    """The Go build of a control-plane binary failed."""
+
+
+def kubernetes_version() -> str:
+    """The pinned release, read back from go.mod (e.g. ``v1.34.4``)."""
+    match = re.search(r"^\s*k8s\.io/kubernetes (v\S+)", (HERE / "go.mod").read_text(), re.M)
+    if not match:
+        raise BuildError("tests/controlplane/go.mod does not require k8s.io/kubernetes")
+    return match.group(1)
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("IMAGESTREAM_TRIGGER_CACHE", REPO / ".cache"))
+
+
+def _source_hash() -> str:
+    digest = hashlib.sha256()
+    for path in sorted([HERE / "go.mod", HERE / "go.sum", *HERE.glob("cmd/*/*.go")]):
+        digest.update(path.relative_to(HERE).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:10]
+
+
+def build_dir() -> Path:
+    return cache_root() / "controlplane" / f"k8s-{kubernetes_version()}-{_source_hash()}"
+
+
+def _from_assets(name: str) -> Path | None:
+    assets = os.environ.get("KUBEBUILDER_ASSETS")
+    if not assets:
+        return None
+    candidate = Path(assets) / name
+    return candidate if os.access(candidate, os.X_OK) else None
+
+
+def ensure(names: tuple[str, ...] = SERVER_BINARIES, *, quiet: bool = False) -> dict[str, Path]:
+    """Return ``{name: path}`` for each binary, building the missing ones once."""
+    found: dict[str, Path] = {}
+    for name in names:
+        path = _from_assets(name)
+        if path is not None:
+            found[name] = path
+    missing = [n for n in names if n not in found]
+    if not missing:
+        return found
+
+    target = build_dir()
+    target.mkdir(parents=True, exist_ok=True)
+    # One build at a time per cache, e.g. `make demo` and `make test` started together.
+    with open(target / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        todo = [n for n in missing if not (target / n).exists()]
+        if todo:
+            _build(todo, target, quiet=quiet)
+    found.update({n: target / n for n in missing})
+    return found
+
+
+def _build(names: list[str], target: Path, *, quiet: bool) -> None:
+    go = shutil.which("go")
+    if go is None:
+        raise BuildError(
+            "Go is needed to build the control plane "
+            f"({', '.join(names)}); install Go or set KUBEBUILDER_ASSETS to a folder "
+            "holding kube-apiserver, etcd and kubectl"
+        )
+    started = time.monotonic()
+    if not quiet:
+        print(
+            f"building {', '.join(names)} for Kubernetes {kubernetes_version()} "
+            f"into {target} (first time only: several minutes on 2 cores)",
+            file=sys.stderr,
+            flush=True,
+        )
+    with tempfile.TemporaryDirectory(dir=target) as tmp:
+        cmd = [go, "build", "-trimpath", "-ldflags=-s -w", "-o", tmp + "/"]
+        cmd += [_PACKAGES[n] for n in names]
+        result = subprocess.run(cmd, cwd=HERE, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise BuildError(f"`{' '.join(cmd)}` failed:\n{result.stderr[-4000:]}")
+        for name in names:
+            # Rename into place only when complete, so a killed build never
+            # leaves a half-written binary that a later run would trust.
+            os.replace(Path(tmp) / name, target / name)
+    if not quiet:
+        print(
+            f"built {', '.join(names)} in {time.monotonic() - started:.0f}s",
+            file=sys.stderr,
+            flush=True,
+        )
