@@ -115,7 +115,8 @@ def run(args: argparse.Namespace) -> int:
         )
 
         print(f"export KUBECONFIG={plane.kubeconfig.resolve()}", flush=True)
-        print("try: kubectl get imagestreams -A ; press Ctrl-C to stop", flush=True)
+        kubectl = binaries.ensure(("kubectl",))["kubectl"]
+        print(f"try: {kubectl} get imagestreams -A    (Ctrl-C to stop)", flush=True)
         if not args.no_wait:
             cluster.wait_for_ctrl_c()
     say("stopped; nothing left running")

@@ -250,34 +250,41 @@ class Emulation:
             if code != 200:
                 return web.json_response(bc, status=code)
             # OpenShift's strategy admission: starting a build needs create on builds/<strategy>.
-            strategy = openshift.strategy_subresource(bc)
+            try:
+                strategy = openshift.strategy_subresource(bc)
+            except openshift.OpenShiftError as refused:
+                return status(refused.code, refused.reason, refused.status_message())
             ok, user = await self.allowed(
                 request, "create", BUILD, "builds", namespace, subresource=strategy
             )
             if not ok:
+                kind = openshift.strategy_type(bc["spec"]["strategy"])
                 return status(
                     403,
                     "Forbidden",
-                    f'builds.{BUILD} "{name}" is forbidden: build strategy '
-                    f"{bc['spec']['strategy'].get('type', '')} is not allowed "
-                    f'(User "{user}" cannot create builds/{strategy})',
+                    f'builds.{BUILD} "{name}" is forbidden: build strategy {kind} is not '
+                    f'allowed (User "{user}" cannot create builds/{strategy})',
                 )
             try:
                 build, bc_status = openshift.instantiate(bc, build_request, dt.datetime.now(dt.UTC))
-            except openshift.AlreadyBuilt as refused:
-                return status(
-                    409, "Conflict", str(refused), name=name, group=BUILD, kind="buildconfigs"
-                )
-            except openshift.InvalidRequest as invalid:
-                return status(400, "BadRequest", str(invalid))
+            except openshift.OpenShiftError as refused:
+                # Same code and words as openshift-apiserver (AlreadyBuilt is a 500 there).
+                return status(refused.code, refused.reason, refused.status_message())
             bc["status"] = bc_status
             # resourceVersion is kept: a concurrent writer makes this 409, never lost.
             code, updated = await self.api("PUT", bc_path + "/status", bc)
             if code != 200:
                 return web.json_response(updated, status=code)
-            code, created = await self.api(
-                "POST", f"/apis/{BUILD}/v1/namespaces/{namespace}/builds", build
-            )
+            builds = f"/apis/{BUILD}/v1/namespaces/{namespace}/builds"
+            code, created = await self.api("POST", builds, build)
+            if code == 201:
+                # POST drops status on a resource with a status subresource: set it apart.
+                created["status"] = build.get("status", {})
+                code_status, with_status = await self.api(
+                    "PUT", f"{builds}/{created['metadata']['name']}/status", created
+                )
+                if code_status == 200:
+                    created = with_status
             log.info(
                 "instantiate %s/%s -> %s (%s)", namespace, name, build["metadata"]["name"], code
             )

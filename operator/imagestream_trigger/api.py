@@ -1,0 +1,91 @@
+"""Names shared by every layer: our API identity, annotation keys, reasons and target kinds.
+
+Pure constants, no I/O: everything that reports (conditions, events, metrics) takes its
+vocabulary from here, so a reason string is spelled in exactly one place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Final, NamedTuple
+
+GROUP: Final = "imagestream-trigger.dev"
+VERSION: Final = "v1alpha1"
+KIND: Final = "ImageTrigger"
+PLURAL: Final = "imagetriggers"
+
+# OpenShift's own trigger annotation on Deployments, StatefulSets, DaemonSets and CronJobs.
+TRIGGERS_ANNOTATION: Final = "image.openshift.io/triggers"
+# Our bookkeeping on a workload's metadata (never its pod template, which would roll it).
+LAST_APPLIED_ANNOTATION: Final = "imagestream-trigger.dev/last-applied"
+# On an ImageStream: namespaces (or "*") whose ImageTriggers may follow it from elsewhere.
+ALLOWED_NAMESPACES_ANNOTATION: Final = "imagestream-trigger.dev/allowed-namespaces"
+
+
+class Reason(StrEnum):
+    """Machine-readable reasons for conditions, events and per-target results."""
+
+    Applied = "Applied"  # the target was changed to the resolved image (or a build started)
+    Unchanged = "Unchanged"  # the target already runs the resolved image: nothing written
+    DryRun = "DryRun"  # a change was decided but dryRun is set: nothing written
+    Suspended = "Suspended"  # spec.suspend is true: nothing decided, nothing written
+    SourceNotFound = "SourceNotFound"  # the source ImageStream does not exist
+    TagNotResolved = "TagNotResolved"  # the stream has no image for the tag yet
+    TargetNotFound = "TargetNotFound"  # no object of that kind and name (or selector match)
+    NoMatchingContainer = "NoMatchingContainer"  # no container points at the stream's repo
+    ContainerNotFound = "ContainerNotFound"  # a container named in the spec does not exist
+    Forbidden = "Forbidden"  # the API refused with 403: RBAC is missing
+    CrossNamespaceDenied = "CrossNamespaceDenied"  # source stream does not allow our namespace
+    InvalidSpec = "InvalidSpec"  # the ImageTrigger spec fails runtime validation
+    InvalidAnnotation = "InvalidAnnotation"  # image.openshift.io/triggers cannot be honoured
+    Failed = "Failed"  # any other error (transient ones are retried)
+
+
+class TargetKind(StrEnum):
+    """Kinds an ImageTrigger (or the OpenShift annotation, for workloads) can act on."""
+
+    Deployment = "Deployment"
+    StatefulSet = "StatefulSet"
+    DaemonSet = "DaemonSet"
+    CronJob = "CronJob"
+    BuildConfig = "BuildConfig"
+
+
+# Kinds with a pod template whose container images we patch; BuildConfigs are instantiated.
+WORKLOAD_KINDS: Final[frozenset[TargetKind]] = frozenset(
+    {TargetKind.Deployment, TargetKind.StatefulSet, TargetKind.DaemonSet, TargetKind.CronJob}
+)
+
+
+class ApiResource(NamedTuple):
+    """Where a kind is served: what a client needs to build its URL."""
+
+    group: str
+    version: str
+    plural: str
+
+
+TARGET_RESOURCES: Final[Mapping[TargetKind, ApiResource]] = MappingProxyType(
+    {
+        TargetKind.Deployment: ApiResource("apps", "v1", "deployments"),
+        TargetKind.StatefulSet: ApiResource("apps", "v1", "statefulsets"),
+        TargetKind.DaemonSet: ApiResource("apps", "v1", "daemonsets"),
+        TargetKind.CronJob: ApiResource("batch", "v1", "cronjobs"),
+        TargetKind.BuildConfig: ApiResource("build.openshift.io", "v1", "buildconfigs"),
+    }
+)
+
+# Where a workload's pod spec lives; OpenShift's trigger fieldPaths start with it plus ".".
+POD_SPEC_PATHS: Final[Mapping[TargetKind, tuple[str, ...]]] = MappingProxyType(
+    {
+        TargetKind.Deployment: ("spec", "template", "spec"),
+        TargetKind.StatefulSet: ("spec", "template", "spec"),
+        TargetKind.DaemonSet: ("spec", "template", "spec"),
+        TargetKind.CronJob: ("spec", "jobTemplate", "spec", "template", "spec"),
+    }
+)
+
+IMAGESTREAM_RESOURCE: Final = ApiResource("image.openshift.io", "v1", "imagestreams")
+IMAGETRIGGER_RESOURCE: Final = ApiResource(GROUP, VERSION, PLURAL)

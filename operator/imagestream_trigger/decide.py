@@ -1,0 +1,296 @@
+"""Decide what to change in one target, and express it as a request body.
+
+Pure: bodies and resolved images in, plans and request bodies out; the caller supplies the
+current time as a string. Nothing here talks to the API, so every decision is unit-tested.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from imagestream_trigger.api import LAST_APPLIED_ANNOTATION, POD_SPEC_PATHS, Reason, TargetKind
+from imagestream_trigger.resolve import ResolvedImage, TagRef, image_repository
+from imagestream_trigger.triggers import (
+    AnnotationTrigger,
+    Problem,
+    ProblemCode,
+    describe_containers,
+    select_container,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Container:
+    """A container of a pod template, located so that a patch can address it."""
+
+    name: str
+    image: str
+    init: bool  # listed in initContainers rather than containers
+    index: int  # position in its own list
+
+    @property
+    def key(self) -> str:
+        """Key in the last-applied annotation: "web", or "init:setup" for init containers."""
+        return f"init:{self.name}" if self.init else self.name
+
+
+@dataclass(frozen=True, slots=True)
+class ImageChange:
+    """Set one container's image to a resolved reference, because of one source tag."""
+
+    container: Container
+    new_image: str
+    source: TagRef
+
+
+def pod_spec_path(kind: str) -> tuple[str, ...]:
+    """Keys leading from a workload's root to its pod spec (CronJobs nest it deeper)."""
+    try:
+        return POD_SPEC_PATHS[TargetKind(kind)]
+    except (KeyError, ValueError):
+        raise ValueError(f"{kind!r} has no pod template") from None
+
+
+def containers_of(kind: str, body: Mapping[str, Any]) -> tuple[Container, ...]:
+    """The containers, then the init containers, of a workload body; () if it has none."""
+    spec: Any = body
+    for key in pod_spec_path(kind):
+        spec = spec.get(key) if isinstance(spec, Mapping) else None
+    if not isinstance(spec, Mapping):
+        return ()
+    found: list[Container] = []
+    for field, init in (("containers", False), ("initContainers", True)):
+        entries = spec.get(field)
+        for index, entry in enumerate(entries if isinstance(entries, list) else []):
+            entry = entry if isinstance(entry, Mapping) else {}
+            name, image = entry.get("name"), entry.get("image")
+            found.append(
+                Container(
+                    name=name if isinstance(name, str) else "",
+                    image=image if isinstance(image, str) else "",
+                    init=init,
+                    index=index,
+                )
+            )
+    return tuple(found)
+
+
+def plan_annotation(
+    triggers: Sequence[AnnotationTrigger],
+    containers: Sequence[Container],
+    resolve: Callable[[TagRef], ResolvedImage | None],
+) -> tuple[tuple[ImageChange, ...], tuple[Problem, ...]]:
+    """Plan the image changes OpenShift would make for an object's annotation triggers.
+
+    Like ``UpdateObjectFromImages`` in library-go: paused triggers are skipped, an
+    unresolved tag is skipped silently (the caller may log TagNotResolved), and a resolved
+    trigger whose container does not exist voids every change of this object. When two
+    triggers write the same container, the later one wins, as in OpenShift's loop; we also
+    report it, because the container then follows whichever tag resolved last.
+    """
+    problems: list[Problem] = []
+    desired: dict[tuple[bool, int], tuple[str, TagRef]] = {}
+    chosen_by: dict[tuple[bool, int], AnnotationTrigger] = {}
+    for trigger in triggers:
+        if trigger.paused:
+            continue
+        container = select_container(trigger.container, containers)
+        if container is not None:
+            where = (container.init, container.index)
+            earlier = chosen_by.setdefault(where, trigger)
+            if earlier is not trigger:
+                problems.append(_duplicate_container(earlier, trigger, container))
+        resolved = resolve(trigger.source)
+        if resolved is None:
+            continue
+        if container is None:
+            problems.append(
+                Problem(
+                    ProblemCode.ContainerNotFound,
+                    f"trigger with fieldPath {json.dumps(trigger.field_path)} selects no "
+                    f"container (this object has {describe_containers(containers)}), so no "
+                    "trigger of this object is applied, as in OpenShift. Fix the selector.",
+                )
+            )
+            return (), tuple(problems)
+        desired[(container.init, container.index)] = (resolved.reference, trigger.source)
+
+    changes = []
+    for c in containers:  # in pod order, one change per container
+        want = desired.get((c.init, c.index))
+        if want is not None and c.image != want[0]:
+            changes.append(ImageChange(container=c, new_image=want[0], source=want[1]))
+    return tuple(changes), tuple(problems)
+
+
+def plan_target(
+    containers: Sequence[Container],
+    *,
+    names: Sequence[str] | None,
+    init_names: Sequence[str] | None,
+    repositories: frozenset[str],
+    resolved: ResolvedImage,
+    source: TagRef,
+) -> tuple[tuple[ImageChange, ...], Reason | None, str]:
+    """Plan an ImageTrigger target: which containers get ``resolved.reference``, and why.
+
+    With container names, exactly those containers (all must exist: a partial rollout of a
+    misnamed target would be a surprise). Without names, the containers whose image already
+    comes from the stream's repositories, so a sidecar from elsewhere is never touched.
+    """
+    reference = resolved.reference
+    if names or init_names:
+        wanted = [(name, False) for name in names or ()] + [
+            (name, True) for name in init_names or ()
+        ]
+        by_name = {(c.name, c.init): c for c in containers}
+        missing = [
+            f"{'init container' if init else 'container'} {json.dumps(name)}"
+            for name, init in wanted
+            if (name, init) not in by_name
+        ]
+        if missing:
+            found = describe_containers(containers)
+            message = f"{', '.join(missing)} not found; the target has {found}"
+            return (), Reason.ContainerNotFound, message
+        selected = [by_name[key] for key in dict.fromkeys(wanted)]
+    else:
+        follows = repositories | {image_repository(reference)}
+        selected = [c for c in containers if image_repository(c.image) in follows]
+        if not selected:
+            listing = ", ".join(
+                f"{'init container' if c.init else 'container'} {json.dumps(c.name)} ({c.image})"
+                for c in containers
+            )
+            message = (
+                f"no container runs an image from {source} "
+                f"(repositories {', '.join(sorted(follows))}); the target has "
+                f"{listing or 'no containers'}. "
+                "Name the containers in the target to update them anyway."
+            )
+            return (), Reason.NoMatchingContainer, message
+
+    changes = tuple(
+        ImageChange(container=c, new_image=reference, source=source)
+        for c in selected
+        if c.image != reference
+    )
+    if not changes:
+        verb = "runs" if len(selected) == 1 else "run"
+        return (), Reason.Unchanged, f"{_keys(selected)} already {verb} {reference}"
+    return changes, Reason.Applied, f"set {_keys(c.container for c in changes)} to {reference}"
+
+
+def workload_patch(
+    kind: str,
+    changes: Sequence[ImageChange],
+    *,
+    annotations: Mapping[str, str] | None,
+    now: str,
+) -> list[dict[str, Any]]:
+    """A JSON Patch (RFC 6902) making ``changes`` and recording them; [] when none.
+
+    Each image is replaced by index, guarded by ``test`` ops on the container's name and
+    current image: if the list was reordered or the image changed meanwhile, the API server
+    rejects the whole patch (422) instead of writing the wrong container, and the caller
+    re-reads. Nothing else in the object is addressed. ``annotations`` is the object's
+    current ``metadata.annotations`` (None when absent); our record goes on the metadata,
+    not the pod template, so writing it never rolls the workload by itself.
+
+    Known gap: when the object has no annotations map, the map is added whole; a map that
+    appeared since the object was read would be replaced (JSON Patch cannot add a member to
+    a map that may or may not exist).
+    """
+    if not changes:
+        return []
+    base = "/" + "/".join(pod_spec_path(kind))
+    patch: list[dict[str, Any]] = []
+    for change in changes:
+        container = change.container
+        field = "initContainers" if container.init else "containers"
+        path = f"{base}/{field}/{container.index}"
+        patch += [
+            {"op": "test", "path": f"{path}/name", "value": container.name},
+            {"op": "test", "path": f"{path}/image", "value": container.image},
+            {"op": "replace", "path": f"{path}/image", "value": change.new_image},
+        ]
+
+    record = _previous_record(annotations)
+    for change in changes:
+        record[change.container.key] = {
+            "image": change.new_image,
+            "source": str(change.source),
+            "time": now,
+        }
+    value = json.dumps(record, separators=(",", ":"), sort_keys=True)
+    if annotations is None:
+        patch.append(
+            {
+                "op": "add",
+                "path": "/metadata/annotations",
+                "value": {LAST_APPLIED_ANNOTATION: value},
+            }
+        )
+    else:
+        # "add" on an object member creates or replaces it (RFC 6902, 4.1).
+        key = LAST_APPLIED_ANNOTATION.replace("~", "~0").replace("/", "~1")
+        patch.append({"op": "add", "path": f"/metadata/annotations/{key}", "value": value})
+    return patch
+
+
+def build_request(bc_name: str, namespace: str, source: TagRef, reference: str) -> dict[str, Any]:
+    """The BuildRequest OpenShift's own image trigger controller POSTs to ``instantiate``.
+
+    Same body as openshift-controller-manager ``pkg/image/trigger/buildconfigs``, so the
+    server's "already instantiated a build for imageid" check deduplicates our requests
+    against its own and against our earlier ones.
+    """
+    from_ref = {
+        "kind": "ImageStreamTag",
+        "name": f"{source.stream}:{source.tag}",
+        "namespace": source.namespace,
+    }
+    return {
+        "kind": "BuildRequest",
+        "apiVersion": "build.openshift.io/v1",
+        "metadata": {"name": bc_name, "namespace": namespace},
+        "triggeredByImage": {"kind": "DockerImage", "name": reference},
+        "from": dict(from_ref),
+        "triggeredBy": [
+            {
+                "message": "Image change",
+                "imageChangeBuild": {"imageID": reference, "fromRef": dict(from_ref)},
+            }
+        ],
+    }
+
+
+def _previous_record(annotations: Mapping[str, str] | None) -> dict[str, Any]:
+    """Our earlier record, kept for the containers not changed now; junk is dropped."""
+    raw = (annotations or {}).get(LAST_APPLIED_ANNOTATION)
+    if raw is None:
+        return {}
+    try:
+        previous = json.loads(raw)
+    except ValueError:
+        return {}
+    return dict(previous) if isinstance(previous, dict) else {}
+
+
+def _duplicate_container(
+    first: AnnotationTrigger, second: AnnotationTrigger, container: Container
+) -> Problem:
+    return Problem(
+        ProblemCode.DuplicateContainer,
+        f"triggers with fieldPath {json.dumps(first.field_path)} and "
+        f"{json.dumps(second.field_path)} both select {json.dumps(container.key)}; "
+        f"OpenShift applies them in order, so it follows {second.source} whenever that "
+        f"resolves, else {first.source}. Keep one trigger per container.",
+    )
+
+
+def _keys(containers: Iterable[Container]) -> str:
+    return ", ".join(c.key for c in containers)

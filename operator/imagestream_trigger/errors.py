@@ -1,0 +1,54 @@
+"""The operator's own exceptions, so callers never depend on a client library's classes.
+
+::
+
+    ImagestreamTriggerError        base of everything we raise on purpose
+    ├── ConfigurationError         bad settings at start-up; fix and restart
+    ├── InvalidSpecError           an ImageTrigger spec fails runtime validation (not retried)
+    └── ApiError                   a Kubernetes API call failed; chains the client's exception
+        ├── ForbiddenError         403: RBAC is missing (reported as Reason.Forbidden)
+        ├── NotFoundError          404: the object (or the resource type) does not exist
+        └── ConflictError          409: someone wrote first; re-read and retry
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class ImagestreamTriggerError(Exception):
+    """Base class: catch this to handle any error the operator raises deliberately."""
+
+
+class ConfigurationError(ImagestreamTriggerError):
+    """The operator's settings are unusable; retrying cannot help."""
+
+
+class InvalidSpecError(ImagestreamTriggerError):
+    """An ImageTrigger spec is invalid; the message is meant for the user, as is."""
+
+    def __init__(self, message: str, problems: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.message = message
+        # Each problem alone ("spec.targets[0]: ..."), for status fields that list them.
+        self.problems: tuple[str, ...] = tuple(problems) or (message,)
+
+
+class ApiError(ImagestreamTriggerError):
+    """A Kubernetes API request failed; ``status`` is the HTTP code when there was one."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class ForbiddenError(ApiError):
+    """HTTP 403: the ServiceAccount lacks a permission."""
+
+
+class NotFoundError(ApiError):
+    """HTTP 404: the object, or its resource type, does not exist."""
+
+
+class ConflictError(ApiError):
+    """HTTP 409: the object changed under us; a re-read and retry usually succeeds."""

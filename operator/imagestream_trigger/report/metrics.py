@@ -1,0 +1,94 @@
+"""Prometheus metrics: one name prefix, and every label set bounded.
+
+Labels only ever take values from fixed vocabularies (kinds, sources, results,
+reasons, HTTP verbs and codes), never namespaces or object names, so the series
+count does not grow with the cluster. The README lists each metric.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, start_http_server
+
+from imagestream_trigger import __version__
+
+PREFIX: Final = "imagestream_trigger"
+# From a tag move to the write: milliseconds when all is well, seconds under a burst.
+LATENCY_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+# From an image's creation to the write: minutes to hours are normal for scheduled imports.
+AGE_BUCKETS: Final = (1, 5, 15, 30, 60, 120, 300, 900, 1800, 3600, 7200, 21600, 86400)
+
+
+class Metrics:
+    """All of the operator's metrics, on a registry of their own (tests create many)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.info = Info(f"{PREFIX}_build", "Version of the running operator.", registry=r)
+        self.info.info({"version": __version__})
+        self.imagestream_events = Counter(
+            f"{PREFIX}_imagestream_events",
+            "ImageStream watch events seen, by event type.",
+            ["type"],
+            registry=r,
+        )
+        self.tag_changes = Counter(
+            f"{PREFIX}_tag_changes",
+            "ImageStream tags whose resolved image changed (ImageStreamTag events).",
+            registry=r,
+        )
+        self.target_updates = Counter(
+            f"{PREFIX}_target_updates",
+            "Workload decisions, by kind, what declared it (annotation or imagetrigger) and result "
+            "(updated, unchanged, dry_run, failed).",
+            ["kind", "source", "result"],
+            registry=r,
+        )
+        self.builds = Counter(
+            f"{PREFIX}_builds",
+            "BuildConfig instantiations, by result (started, already_built, dry_run, failed).",
+            ["result"],
+            registry=r,
+        )
+        self.invalid_triggers = Counter(
+            f"{PREFIX}_invalid_triggers",
+            "Triggers that cannot be honoured, by source (annotation or imagetrigger) and reason.",
+            ["source", "reason"],
+            registry=r,
+        )
+        self.imagetriggers = Gauge(
+            f"{PREFIX}_imagetriggers", "ImageTrigger resources tracked.", registry=r
+        )
+        self.imagestreams = Gauge(f"{PREFIX}_imagestreams", "ImageStreams tracked.", registry=r)
+        self.annotated_workloads = Gauge(
+            f"{PREFIX}_annotated_workloads",
+            "Workloads carrying the image.openshift.io/triggers annotation, by kind.",
+            ["kind"],
+            registry=r,
+        )
+        self.trigger_latency = Histogram(
+            f"{PREFIX}_trigger_latency_seconds",
+            "Time from observing the ImageStream event to the completed write of a target.",
+            ["kind"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.image_age = Histogram(
+            f"{PREFIX}_image_age_at_update_seconds",
+            "Time from the image's creation (status item 'created') to the completed write.",
+            ["kind"],
+            buckets=AGE_BUCKETS,
+            registry=r,
+        )
+        self.api_requests = Counter(
+            f"{PREFIX}_api_requests",
+            "Requests this operator sent to the Kubernetes API, by verb, resource and HTTP code.",
+            ["verb", "resource", "code"],
+            registry=r,
+        )
+
+    def serve(self, port: int, address: str = "0.0.0.0") -> None:
+        """Serve /metrics from a daemon thread (prometheus-client's own server)."""
+        start_http_server(port, addr=address, registry=self.registry)

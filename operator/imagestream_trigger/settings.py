@@ -1,0 +1,98 @@
+"""Operator settings: one pydantic model, from flags over IMAGESTREAM_TRIGGER_* variables.
+
+Precedence: a command-line flag wins over the environment, which wins over the
+default. Each field's description is what ``imagestream-trigger run --help``
+prints, so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from imagestream_trigger.errors import ConfigurationError
+
+ENV_PREFIX = "IMAGESTREAM_TRIGGER_"
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    namespaces: tuple[str, ...] = Field(
+        default=(),
+        description=(
+            "Namespaces to serve: names or globs (team-*), '!name' to exclude; "
+            "empty means all namespaces. Env: comma-separated."
+        ),
+    )
+    native_annotations: bool = Field(
+        default=True,
+        description=(
+            "Honour OpenShift's image.openshift.io/triggers annotation on Deployments, "
+            "StatefulSets, DaemonSets and CronJobs. Turn off where OpenShift's own "
+            "controller already serves it and only ImageTriggers should be handled here."
+        ),
+    )
+    dry_run: bool = Field(
+        default=False,
+        description="Decide and report everything, write nothing to any target.",
+    )
+    metrics_port: int = Field(
+        default=8080,
+        ge=0,
+        le=65535,
+        description="Port serving Prometheus metrics at /metrics (0: off).",
+    )
+    health_port: int = Field(
+        default=8081, ge=0, le=65535, description="Port serving /healthz for probes (0: off)."
+    )
+    bind_address: str = Field(default="0.0.0.0", description="Address the two ports listen on.")
+    log_format: Literal["text", "json"] = Field(default="text", description="Log line format.")
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info", description="Lowest level logged."
+    )
+    resync_seconds: float = Field(
+        default=600.0,
+        gt=0,
+        description=(
+            "Every so often, compare every target with its source again from memory "
+            "(no API reads) and converge: a safety net for writes that failed."
+        ),
+    )
+    max_concurrent_writes: int = Field(
+        default=16, ge=1, le=1000, description="Writes to the API in flight at once."
+    )
+
+    @field_validator("namespaces", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @property
+    def clusterwide(self) -> bool:
+        return not self.namespaces
+
+
+def from_sources(flags: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Settings:
+    """Build settings from parsed flags (None = not given) over the environment."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for name in Settings.model_fields:
+        raw = env.get(ENV_PREFIX + name.upper())
+        if raw is not None and raw != "":
+            values[name] = raw
+    values.update({k: v for k, v in flags.items() if v is not None and k in Settings.model_fields})
+    try:
+        return Settings.model_validate(values)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{ENV_PREFIX}{'.'.join(str(p) for p in e['loc']).upper()} / "
+            f"--{'-'.join(str(p) for p in e['loc']).replace('_', '-')}: {e['msg']}"
+            for e in error.errors()
+        )
+        raise ConfigurationError(f"invalid settings: {problems}") from None
