@@ -8,7 +8,8 @@
     └── ApiError                   a Kubernetes API call failed; chains the client's exception
         ├── ForbiddenError         403: RBAC is missing (reported as Reason.Forbidden)
         ├── NotFoundError          404: the object (or the resource type) does not exist
-        └── ConflictError          409: someone wrote first; re-read and retry
+        ├── ConflictError          409: someone wrote first; re-read and retry
+        └── InvalidPatchError      422 from a JSON Patch ``test`` op: the object moved; re-plan
 """
 
 from __future__ import annotations
@@ -37,9 +38,17 @@ class InvalidSpecError(ImagestreamTriggerError):
 class ApiError(ImagestreamTriggerError):
     """A Kubernetes API request failed; ``status`` is the HTTP code when there was one."""
 
-    def __init__(self, message: str, *, status: int | None = None) -> None:
+    def __init__(self, message: str, *, status: int | None = None, body: object = None) -> None:
         super().__init__(message)
         self.status = status
+        self.body = body
+
+    @property
+    def server_message(self) -> str:
+        """The API server's own words (the Status ``message``), else our summary."""
+        if isinstance(self.body, dict) and isinstance(self.body.get("message"), str):
+            return str(self.body["message"])
+        return str(self)
 
 
 class ForbiddenError(ApiError):
@@ -52,3 +61,7 @@ class NotFoundError(ApiError):
 
 class ConflictError(ApiError):
     """HTTP 409: the object changed under us; a re-read and retry usually succeeds."""
+
+
+class InvalidPatchError(ApiError):
+    """HTTP 422 because a JSON Patch ``test`` op failed: the object changed since it was read."""

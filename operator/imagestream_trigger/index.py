@@ -12,6 +12,7 @@ Index keys (tuples, so kinds of key cannot collide):
 * ``("in", kind, ns)``                     -> name           (selector targets)
 * ``("follows", src_ns, stream)``          -> (kind, ns, name) (annotation followers)
 * ``("trigger", ns, name)``                -> TriggerInfo
+* ``("trigger-in", ns)``                   -> name           (triggers a new workload may match)
 * ``("source", src_ns, stream)``           -> (ns, name)     (ImageTriggers following a stream)
 """
 
@@ -223,7 +224,10 @@ def trigger_info(body: Mapping[str, Any]) -> TriggerInfo:
 
 def trigger_keys(body: Mapping[str, Any]) -> dict[Key, object]:
     info = trigger_info(body)
-    keys: dict[Key, object] = {("trigger", info.ref.namespace, info.ref.name): info}
+    keys: dict[Key, object] = {
+        ("trigger", info.ref.namespace, info.ref.name): info,
+        ("trigger-in", info.ref.namespace): info.ref.name,
+    }
     if info.source is not None:
         keys[("source", info.source.namespace, info.source.stream)] = (
             info.ref.namespace,

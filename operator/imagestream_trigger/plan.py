@@ -45,6 +45,8 @@ class World(Protocol):
 
     def triggers_following(self, namespace: str, stream: str) -> Iterable[tuple[str, str]]: ...
 
+    def triggers_in(self, namespace: str) -> Iterable[str]: ...
+
 
 def resolver(world: World) -> Callable[[TagRef], ResolvedImage | None]:
     def resolve(ref: TagRef) -> ResolvedImage | None:
@@ -141,9 +143,17 @@ def plan_trigger(world: World, trigger: TriggerInfo) -> TriggerPlan:
             f"tag {source.tag!r} of ImageStream {source.namespace}/{source.stream} has no "
             "image yet; waiting for an import or a push",
         )
+    # Builds this trigger started before (from its own status): at most one per image,
+    # even across restarts and for BuildConfigs whose own triggers do not record it.
+    built = {
+        entry.get("name", ""): entry.get("image", "")
+        for entry in trigger.status.get("targets") or []
+        if entry.get("kind") == TargetKind.BuildConfig
+        and entry.get("result") in (Reason.Applied, Reason.Unchanged)
+    }
     plans: list[TargetPlan] = []
     for target in trigger.spec.targets:
-        plans += _plan_targets(world, namespace, target, stream, image, source)
+        plans += _plan_targets(world, namespace, target, stream, image, source, built)
     return TriggerPlan(trigger, None, "", image, tuple(plans))
 
 
@@ -154,6 +164,7 @@ def _plan_targets(
     stream: StreamInfo,
     image: ResolvedImage,
     source: TagRef,
+    built: Mapping[str, str],
 ) -> list[TargetPlan]:
     kind = target.kind
     if target.name is not None:
@@ -189,7 +200,7 @@ def _plan_targets(
     for name in names:
         obj = world.object(kind, namespace, name)
         if isinstance(obj, BuildConfigInfo):
-            plans.append(_plan_build(obj, image, source))
+            plans.append(_plan_build(obj, image, source, built.get(name) == image.reference))
         elif isinstance(obj, WorkloadInfo):
             changes, reason, message = plan_target(
                 obj.containers,
@@ -203,9 +214,11 @@ def _plan_targets(
     return plans
 
 
-def _plan_build(bc: BuildConfigInfo, image: ResolvedImage, source: TagRef) -> TargetPlan:
+def _plan_build(
+    bc: BuildConfigInfo, image: ResolvedImage, source: TagRef, built_before: bool
+) -> TargetPlan:
     name = bc.ref.name
-    if (str(source), image.reference) in bc.built:
+    if built_before or (str(source), image.reference) in bc.built:
         return TargetPlan(
             TargetKind.BuildConfig,
             name,

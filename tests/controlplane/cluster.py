@@ -154,7 +154,8 @@ class ControlPlane:
         # Reverse start order: clients first, etcd last, so nothing logs
         # connection storms on the way down.
         while self.processes:
-            self.processes.pop().stop()
+            # Nothing here is worth a graceful drain: the data dies with the folder.
+            self.processes.pop().stop(grace=3.0)
         # A temp folder we made is ours to remove, unless a start failed and
         # its logs are the evidence.
         if self._own_workdir and self._healthy:

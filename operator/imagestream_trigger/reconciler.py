@@ -1,0 +1,441 @@
+"""Converge every follower of an ImageStream tag: plan from memory, write, report.
+
+Level-triggered: each event (an ImageStream, a workload, a BuildConfig or an
+ImageTrigger changed; the periodic resync) re-plans the objects it concerns
+from the in-memory world and writes only where a target differs from what its
+source says. A change made while the operator was down is therefore applied
+by the initial listing's events at start-up.
+
+Writes to one target are serialised (a lock per target) and bounded overall
+(a semaphore), and every write we make is remembered until the watch shows
+it (``plan.Overlay``), so two events in quick succession never write twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Awaitable, Iterable
+from typing import Any
+
+from imagestream_trigger.act import targets
+from imagestream_trigger.act.client import Api
+from imagestream_trigger.api import WORKLOAD_KINDS, Reason, TargetKind
+from imagestream_trigger.decide import ImageChange, build_request, workload_patch
+from imagestream_trigger.errors import ApiError, ForbiddenError, InvalidPatchError
+from imagestream_trigger.index import ObjectRef, StreamInfo, TriggerInfo, WorkloadInfo
+from imagestream_trigger.plan import (
+    Overlay,
+    TargetPlan,
+    TriggerPlan,
+    World,
+    describe_changes,
+    plan_annotated,
+    plan_trigger,
+)
+from imagestream_trigger.report.conditions import TargetResult, trigger_status
+from imagestream_trigger.report.events import Events
+from imagestream_trigger.report.metrics import Metrics
+from imagestream_trigger.resolve import ResolvedImage
+from imagestream_trigger.settings import Settings
+from imagestream_trigger.triggers import Problem
+
+log = logging.getLogger(__name__)
+
+ANNOTATION = "annotation"
+IMAGETRIGGER = "imagetrigger"
+
+
+def utcnow() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _age_seconds(created: str | None) -> float | None:
+    if not created:
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(created.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return max(0.0, (dt.datetime.now(dt.UTC) - moment).total_seconds())
+
+
+class Reconciler:
+    def __init__(self, settings: Settings, api: Api, metrics: Metrics, events: Events) -> None:
+        self.settings = settings
+        self.api = api
+        self.metrics = metrics
+        self.events = events
+        self.world: World | None = None
+        self.overlay = Overlay()
+        self.locks: defaultdict[tuple[str, ...], asyncio.Lock] = defaultdict(asyncio.Lock)
+        self.writes = asyncio.Semaphore(settings.max_concurrent_writes)
+        # Last resolved tags per stream: a tag "changed" when its resolved reference did.
+        self.seen: dict[tuple[str, str], dict[str, ResolvedImage]] = {}
+        # When we observed each tag move (monotonic), for the latency histogram.
+        self.observed: dict[tuple[str, str, str], tuple[str, float]] = {}
+        # Warnings already posted per object, so a Warning is an edge, not a drumbeat.
+        self.warned: dict[tuple[str, ...], frozenset[Problem] | str] = {}
+
+    # -- events ------------------------------------------------------------------
+
+    async def on_stream(
+        self, event_type: str | None, info: StreamInfo | None, key: tuple[str, str]
+    ) -> None:
+        """An ImageStream changed (or was listed): wake everything that follows it."""
+        self.metrics.imagestream_events.labels(event_type or "LISTED").inc()
+        now = time.monotonic()
+        before = self.seen.get(key, {})
+        after = dict(info.tags) if info is not None else {}
+        for tag, image in after.items():
+            if before.get(tag) != image:
+                if key in self.seen:  # the initial listing is not a change
+                    self.metrics.tag_changes.inc()
+                    log.info("tag %s/%s:%s moved to %s", key[0], key[1], tag, image.reference)
+                self.observed[(*key, tag)] = (image.reference, now)
+        if info is None:
+            self.seen.pop(key, None)
+        else:
+            self.seen[key] = after
+        self.metrics.imagestreams.set(len(self.seen))
+        await self.wake_followers(*key)
+
+    async def wake_followers(self, namespace: str, stream: str) -> None:
+        world = self.world
+        if world is None:
+            return
+        work: list[Awaitable[None]] = []
+        if self.settings.native_annotations:
+            work += [
+                self.reconcile_workload(kind, ns, name)
+                for kind, ns, name in set(world.annotation_followers(namespace, stream))
+            ]
+        work += [
+            self.reconcile_trigger(ns, name)
+            for ns, name in set(world.triggers_following(namespace, stream))
+        ]
+        await asyncio.gather(*work)
+
+    async def on_target(self, kind: TargetKind, namespace: str, name: str) -> None:
+        """A workload or BuildConfig changed: its annotation, and triggers that may select it."""
+        world = self.world
+        if world is None:
+            return
+        work: list[Awaitable[None]] = []
+        if kind in WORKLOAD_KINDS and self.settings.native_annotations:
+            work.append(self.reconcile_workload(kind, namespace, name))
+        for trigger_name in set(world.triggers_in(namespace)):
+            trigger = world.trigger(namespace, trigger_name)
+            if (
+                trigger is not None
+                and trigger.spec is not None
+                and any(
+                    t.kind == kind and (t.name is None or t.name == name)
+                    for t in trigger.spec.targets
+                )
+            ):
+                work.append(self.reconcile_trigger(namespace, trigger_name))
+        await asyncio.gather(*work)
+
+    # -- the OpenShift annotation ----------------------------------------------------
+
+    async def reconcile_workload(self, kind: TargetKind, namespace: str, name: str) -> None:
+        world = self.world
+        assert world is not None
+        async with self.locks[(kind, namespace, name)]:
+            found = world.object(kind, namespace, name)
+            if not isinstance(found, WorkloadInfo) or found.annotation is None:
+                self.warned.pop((ANNOTATION, kind, namespace, name), None)
+                return
+            workload = self.overlay.apply(found)
+            plan = plan_annotated(world, workload)
+            await self._report_annotation_problems(workload, plan.problems)
+            if not plan.changes:
+                return
+            await self._write_workload(workload, plan.changes, ANNOTATION)
+
+    async def _report_annotation_problems(
+        self, workload: WorkloadInfo, problems: tuple[Problem, ...]
+    ) -> None:
+        ref = workload.ref
+        key = (ANNOTATION, ref.kind, ref.namespace, ref.name)
+        current = frozenset(problems)
+        if self.warned.get(key, frozenset()) == current:
+            return
+        self.warned[key] = current
+        for problem in problems:
+            self.metrics.invalid_triggers.labels(ANNOTATION, problem.reason).inc()
+            log.warning("%s: image.openshift.io/triggers: %s", ref, problem.message)
+            await self.events.warning(ref, "InvalidImageTrigger", problem.message)
+
+    async def _write_workload(
+        self,
+        workload: WorkloadInfo,
+        changes: tuple[ImageChange, ...],
+        source: str,
+        *,
+        dry_run: bool = False,
+    ) -> TargetResult:
+        """Write ``changes`` to one workload (caller holds its lock); never raises."""
+        ref = workload.ref
+        kind = workload.kind
+        what = describe_changes(changes)
+        result = TargetResult(
+            kind,
+            ref.name,
+            Reason.Applied,
+            what,
+            image=changes[0].new_image,
+            containers=tuple(c.container.key for c in changes),
+            changed=True,
+        )
+        if dry_run or self.settings.dry_run:
+            self.metrics.target_updates.labels(kind, source, "dry_run").inc()
+            log.info("dry run: would update %s: %s", ref, what)
+            return TargetResult(
+                kind,
+                ref.name,
+                Reason.DryRun,
+                f"would set {what}",
+                image=changes[0].new_image,
+                containers=result.containers,
+            )
+        ops = workload_patch(kind, changes, annotations=workload.annotations, now=utcnow())
+        try:
+            async with self.writes:
+                await targets.patch_workload(self.api, workload, ops)
+        except InvalidPatchError:
+            # It changed under us; its watch event will re-plan from the new state.
+            log.info("%s changed while being updated; will re-plan", ref)
+            return TargetResult(kind, ref.name, Reason.Unchanged, "changed meanwhile; re-planning")
+        except ForbiddenError as error:
+            self.metrics.target_updates.labels(kind, source, "failed").inc()
+            await self._warn_once(ref, "Forbidden", f"cannot update {ref}: {error.server_message}")
+            return TargetResult(kind, ref.name, Reason.Forbidden, error.server_message)
+        except ApiError as error:
+            self.metrics.target_updates.labels(kind, source, "failed").inc()
+            log.warning("failed to update %s: %s", ref, error)
+            return TargetResult(kind, ref.name, Reason.Failed, error.server_message)
+        self.overlay.record(workload, changes)
+        self.metrics.target_updates.labels(kind, source, "updated").inc()
+        self._observe_latency(kind, changes)
+        log.info("updated %s: %s", ref, what)
+        await self.events.normal(ref, "ImageUpdated", f"{what} (following {changes[0].source})")
+        return result
+
+    def _observe_latency(self, kind: str, changes: Iterable[ImageChange]) -> None:
+        for change in changes:
+            source = change.source
+            seen = self.observed.get((source.namespace, source.stream, source.tag))
+            if seen is not None and seen[0] == change.new_image:
+                self.metrics.trigger_latency.labels(kind).observe(time.monotonic() - seen[1])
+            stream = self.world.stream(source.namespace, source.stream) if self.world else None
+            image = stream.tags.get(source.tag) if stream else None
+            age = _age_seconds(image.created if image else None)
+            if age is not None:
+                self.metrics.image_age.labels(kind).observe(age)
+
+    async def _warn_once(self, ref: ObjectRef, reason: str, message: str) -> None:
+        key = ("warning", ref.kind, ref.namespace, ref.name, reason)
+        if self.warned.get(key) == message:
+            return
+        self.warned[key] = message
+        log.warning("%s", message)
+        await self.events.warning(ref, reason, message)
+
+    # -- ImageTrigger resources --------------------------------------------------------
+
+    async def reconcile_trigger(self, namespace: str, name: str) -> None:
+        world = self.world
+        assert world is not None
+        async with self.locks[("ImageTrigger", namespace, name)]:
+            trigger = world.trigger(namespace, name)
+            if trigger is None:
+                return
+            plan = plan_trigger(world, trigger)
+            if plan.blocked is Reason.InvalidSpec:
+                await self._report_invalid_spec(trigger, plan.message)
+            spec = trigger.spec
+            suspended = bool(spec and spec.suspend)
+            dry_run = bool(spec and spec.dry_run) or suspended
+            results = await asyncio.gather(
+                *(self._act_on_target(plan, target, dry_run=dry_run) for target in plan.targets)
+            )
+            await self._write_status(trigger, plan, list(results), suspended=suspended)
+
+    async def _report_invalid_spec(self, trigger: TriggerInfo, message: str) -> None:
+        key = (IMAGETRIGGER, trigger.ref.namespace, trigger.ref.name)
+        if self.warned.get(key) == message:
+            return
+        self.warned[key] = message
+        self.metrics.invalid_triggers.labels(IMAGETRIGGER, Reason.InvalidSpec).inc()
+        await self.events.warning(trigger.ref, Reason.InvalidSpec, message)
+
+    async def _act_on_target(
+        self, plan: TriggerPlan, target: TargetPlan, *, dry_run: bool
+    ) -> TargetResult:
+        assert plan.image is not None
+        assert plan.source is not None
+        if target.reason is not Reason.Applied:
+            image = plan.image.reference if target.reason is Reason.Unchanged else ""
+            return TargetResult(
+                target.kind, target.name, target.reason, target.message, image=image
+            )
+        if target.buildconfig is not None:
+            return await self._build(plan, target, dry_run=dry_run)
+        assert target.workload is not None
+        ref = target.workload.ref
+        async with self.locks[(ref.kind, ref.namespace, ref.name)]:
+            # The plan was made before we held the lock: keep only the changes still
+            # valid against the workload as it is now (with our own writes in flight).
+            workload = self._current(target.workload)
+            changes = still_valid(target.changes, workload)
+            if not changes:
+                return TargetResult(
+                    target.kind,
+                    target.name,
+                    Reason.Unchanged,
+                    "already up to date",
+                    image=plan.image.reference,
+                )
+            result = await self._write_workload(workload, changes, IMAGETRIGGER, dry_run=dry_run)
+        if result.changed:
+            await self.events.normal(
+                plan.trigger.ref, "ImageUpdated", f"{target.key}: {result.message}"
+            )
+        return result
+
+    async def _build(self, plan: TriggerPlan, target: TargetPlan, *, dry_run: bool) -> TargetResult:
+        assert plan.image is not None
+        assert plan.source is not None
+        assert target.buildconfig is not None
+        bc, source, reference = target.buildconfig, plan.source, plan.image.reference
+        kind = TargetKind.BuildConfig
+        async with self.locks[(kind, bc.ref.namespace, bc.ref.name)]:
+            if self.overlay.built(bc, source, reference):
+                return TargetResult(
+                    kind,
+                    bc.ref.name,
+                    Reason.Unchanged,
+                    f"a build for {reference} was already started",
+                    image=reference,
+                )
+            if dry_run or self.settings.dry_run:
+                self.metrics.builds.labels("dry_run").inc()
+                return TargetResult(
+                    kind,
+                    bc.ref.name,
+                    Reason.DryRun,
+                    f"would start a build for {reference}",
+                    image=reference,
+                )
+            try:
+                async with self.writes:
+                    build = await targets.instantiate(
+                        self.api,
+                        bc,
+                        build_request(bc.ref.name, bc.ref.namespace, source, reference),
+                    )
+            except ForbiddenError as error:
+                self.metrics.builds.labels("failed").inc()
+                await self._warn_once(plan.trigger.ref, "Forbidden", error.server_message)
+                return TargetResult(kind, bc.ref.name, Reason.Forbidden, error.server_message)
+            except ApiError as error:
+                self.metrics.builds.labels("failed").inc()
+                log.warning("failed to start a build of %s: %s", bc.ref, error)
+                return TargetResult(kind, bc.ref.name, Reason.Failed, error.server_message)
+            self.overlay.record_build(bc, source, reference)
+        if build is None:
+            self.metrics.builds.labels("already_built").inc()
+            return TargetResult(
+                kind,
+                bc.ref.name,
+                Reason.Unchanged,
+                f"OpenShift had already built {reference}",
+                image=reference,
+            )
+        self.metrics.builds.labels("started").inc()
+        self._observe_latency(kind, [])
+        message = f"started Build {build} for {reference}"
+        log.info("%s: %s", bc.ref, message)
+        await self.events.normal(bc.ref, "BuildStarted", f"{message} (following {source})")
+        await self.events.normal(plan.trigger.ref, "BuildStarted", f"{target.key}: {message}")
+        return TargetResult(
+            kind, bc.ref.name, Reason.Applied, message, image=reference, changed=True
+        )
+
+    async def _write_status(
+        self,
+        trigger: TriggerInfo,
+        plan: TriggerPlan,
+        results: list[TargetResult],
+        *,
+        suspended: bool,
+    ) -> None:
+        status = trigger_status(
+            previous=trigger.status,
+            generation=trigger.generation,
+            now=utcnow(),
+            blocked=plan.blocked,
+            blocked_message=plan.message,
+            image=plan.image.reference if plan.image else "",
+            results=results,
+            suspended=suspended,
+        )
+        if status == dict(trigger.status):
+            return
+        ready = status["conditions"][0]
+        old_ready: dict[str, Any] = next(
+            (c for c in trigger.status.get("conditions") or [] if c.get("type") == "Ready"), {}
+        )
+        if (
+            ready["status"] == "False"
+            and (old_ready.get("reason") != ready["reason"] or old_ready.get("status") != "False")
+            and ready["reason"] != Reason.Suspended
+        ):
+            await self.events.warning(trigger.ref, ready["reason"], ready["message"])
+        # A merge patch keeps keys it does not mention: clear the ones we no longer set.
+        body = {**{key: None for key in trigger.status if key not in status}, **status}
+        try:
+            await targets.patch_trigger_status(
+                self.api, trigger.ref.namespace, trigger.ref.name, body
+            )
+        except ApiError as error:
+            log.warning("could not write the status of %s: %s", trigger.ref, error)
+
+    # -- bookkeeping -----------------------------------------------------------------
+
+    def _current(self, workload: WorkloadInfo) -> WorkloadInfo:
+        """The workload as the index has it now, with our writes in flight applied."""
+        ref = workload.ref
+        current = self.world.object(workload.kind, ref.namespace, ref.name) if self.world else None
+        return self.overlay.apply(current if isinstance(current, WorkloadInfo) else workload)
+
+    def forget_trigger(self, namespace: str, name: str) -> None:
+        self.warned.pop((IMAGETRIGGER, namespace, name), None)
+        self.locks.pop(("ImageTrigger", namespace, name), None)
+
+    async def resync(self) -> None:
+        """Re-plan everything from memory: a safety net for failed writes."""
+        world = self.world
+        if world is None:
+            return
+        keys = getattr(world, "all_keys", None)
+        if keys is None:
+            return
+        from imagestream_trigger.world import STREAMS
+
+        streams = [(k[1], k[2]) for k in keys(STREAMS, "stream")]
+        for namespace, stream in streams:
+            await self.wake_followers(namespace, stream)
+
+
+def still_valid(changes: Iterable[ImageChange], workload: WorkloadInfo) -> tuple[ImageChange, ...]:
+    """The planned changes whose container is still where, and what, the plan saw."""
+    now = {(c.key, c.index): c.image for c in workload.containers}
+    return tuple(
+        c for c in changes if now.get((c.container.key, c.container.index)) == c.container.image
+    )

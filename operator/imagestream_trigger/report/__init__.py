@@ -1,0 +1,1 @@
+"""How the operator tells what it did: status conditions, Events, metrics."""

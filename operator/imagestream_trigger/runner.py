@@ -1,0 +1,173 @@
+"""Start the operator: pre-flight checks with errors a person can act on, then kopf.
+
+The checks run before any watch starts because kopf, left alone, reports a
+missing CRD or permission as a retry loop or a stopped watcher; here each
+becomes one sentence naming what is missing and how to fix it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+import kopf
+
+from imagestream_trigger import handlers
+from imagestream_trigger.act.client import Api
+from imagestream_trigger.api import (
+    GROUP,
+    IMAGESTREAM_RESOURCE,
+    IMAGETRIGGER_RESOURCE,
+    TARGET_RESOURCES,
+    VERSION,
+)
+from imagestream_trigger.errors import ApiError, ConfigurationError, NotFoundError
+from imagestream_trigger.reconciler import Reconciler
+from imagestream_trigger.report.events import Events
+from imagestream_trigger.report.metrics import Metrics
+from imagestream_trigger.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Permission:
+    verb: str
+    group: str
+    resource: str
+    subresource: str = ""
+
+    def __str__(self) -> str:
+        name = f"{self.resource}/{self.subresource}" if self.subresource else self.resource
+        return f"{self.verb} {name}.{self.group}" if self.group else f"{self.verb} {name}"
+
+
+def required_permissions(settings: Settings) -> list[Permission]:
+    """What the operator does, hence what its ServiceAccount must be allowed."""
+    wanted = [
+        Permission(verb, IMAGESTREAM_RESOURCE.group, IMAGESTREAM_RESOURCE.plural)
+        for verb in ("list", "watch")
+    ]
+    for kind, resource in TARGET_RESOURCES.items():
+        wanted += [Permission(v, resource.group, resource.plural) for v in ("list", "watch")]
+        if resource.plural == "buildconfigs":
+            wanted.append(Permission("create", resource.group, "buildconfigs", "instantiate"))
+        elif not settings.dry_run:
+            wanted.append(Permission("patch", resource.group, resource.plural))
+        del kind
+    wanted += [
+        Permission("list", GROUP, IMAGETRIGGER_RESOURCE.plural),
+        Permission("watch", GROUP, IMAGETRIGGER_RESOURCE.plural),
+        Permission("patch", GROUP, IMAGETRIGGER_RESOURCE.plural, "status"),
+        Permission("create", "", "events"),
+    ]
+    return wanted
+
+
+async def preflight(api: Api, settings: Settings) -> None:
+    """Fail fast, and clearly, when the cluster cannot serve this operator."""
+    try:
+        version = await api.request("GET", "/version", resource="version", request_timeout=10)
+    except ApiError as error:
+        host = api.client.configuration.host
+        raise ConfigurationError(
+            f"cannot reach the Kubernetes API at {host}: {error}. Check KUBECONFIG "
+            "(or the in-cluster ServiceAccount) and that the cluster is up."
+        ) from None
+    log.info(
+        "connected to %s (Kubernetes %s)",
+        api.client.configuration.host,
+        (version or {}).get("gitVersion", "?"),
+    )
+    for group_version, what, fix in (
+        (
+            f"{GROUP}/{VERSION}",
+            "the ImageTrigger CRD (imagetriggers.imagestream-trigger.dev)",
+            "kubectl apply -f manifests/crd/",
+        ),
+        (
+            "image.openshift.io/v1",
+            "OpenShift's ImageStream API (image.openshift.io/v1)",
+            "run on OpenShift, or install the emulation CRDs used by the tests",
+        ),
+    ):
+        try:
+            await api.request(
+                "GET", f"/apis/{group_version}", resource="discovery", request_timeout=10
+            )
+        except NotFoundError:
+            raise ConfigurationError(f"{what} is not served by this cluster: {fix}") from None
+        except ApiError as error:
+            raise ConfigurationError(
+                f"cannot read discovery for {group_version}: {error}"
+            ) from None
+
+    namespaces = [ns for ns in settings.namespaces if not any(c in ns for c in "*?[!")] or [""]
+    missing: list[str] = []
+    for namespace in namespaces:
+        for permission in required_permissions(settings):
+            attributes = {
+                "verb": permission.verb,
+                "group": permission.group,
+                "resource": permission.resource,
+                "namespace": namespace,
+            }
+            if permission.subresource:
+                attributes["subresource"] = permission.subresource
+            review = await api.request(
+                "POST",
+                "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+                body={
+                    "apiVersion": "authorization.k8s.io/v1",
+                    "kind": "SelfSubjectAccessReview",
+                    "spec": {"resourceAttributes": attributes},
+                },
+                resource="selfsubjectaccessreviews",
+            )
+            if not (review or {}).get("status", {}).get("allowed"):
+                where = f'in namespace "{namespace}"' if namespace else "cluster-wide"
+                missing.append(f"{permission} ({where})")
+    if missing:
+        raise ConfigurationError(
+            "the operator's ServiceAccount lacks permissions it needs: "
+            + "; ".join(missing)
+            + ". Apply manifests/rbac (or the Helm chart's ClusterRole)."
+        )
+
+
+async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
+    metrics = Metrics()
+    api = await Api.connect(metrics, pool=max(8, settings.max_concurrent_writes * 2))
+    try:
+        await preflight(api, settings)
+        if settings.metrics_port:
+            metrics.serve(settings.metrics_port, settings.bind_address)
+            log.info(
+                "metrics on http://%s:%d/metrics", settings.bind_address, settings.metrics_port
+            )
+        reconciler = Reconciler(settings, api, metrics, Events(api))
+        registry = kopf.OperatorRegistry()
+        handlers.register(registry, reconciler, settings)
+        liveness = (
+            f"http://{settings.bind_address}:{settings.health_port}/healthz"
+            if settings.health_port
+            else None
+        )
+        scope = "all namespaces" if settings.clusterwide else ", ".join(settings.namespaces)
+        log.info(
+            "watching %s%s",
+            scope,
+            " (dry run: nothing will be written)" if settings.dry_run else "",
+        )
+        await kopf.operator(
+            registry=registry,
+            clusterwide=settings.clusterwide,
+            namespaces=list(settings.namespaces),
+            standalone=True,
+            liveness_endpoint=liveness,
+            # None: kopf handles SIGINT/SIGTERM itself (and waits on nothing else).
+            stop_flag=stop,
+        )
+    finally:
+        await api.close()

@@ -1,0 +1,207 @@
+"""Run the operator as its own process, authenticated as its own ServiceAccount.
+
+The ServiceAccount is bound to the ClusterRole shipped in ``manifests/rbac``
+(or to a variant a test passes in), and its token comes from TokenRequest, so
+a rule missing from the manifests makes the operator fail here exactly as it
+would in a cluster.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tests.controlplane.cluster import REPO, ControlPlane, Process, free_port, spawn
+from tests.controlplane.kube import Kube, load_yaml, service_account_token
+
+CLUSTER_ROLE = REPO / "manifests" / "rbac" / "cluster_role.yaml"
+RBAC = "rbac.authorization.k8s.io/v1"
+
+
+def shipped_cluster_role() -> dict[str, Any]:
+    (role,) = load_yaml([CLUSTER_ROLE])
+    return role
+
+
+def without_rule(role: dict[str, Any], resource: str) -> dict[str, Any]:
+    """A copy of ``role`` minus every rule granting ``resource``."""
+    trimmed = copy.deepcopy(role)
+    trimmed["rules"] = [r for r in trimmed["rules"] if resource not in r.get("resources", [])]
+    return trimmed
+
+
+_METRIC = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)$")
+
+
+def parse_metrics(text: str) -> dict[str, float]:
+    """Prometheus text format to {'name{labels}': value} (labels as printed)."""
+    values: dict[str, float] = {}
+    for line in text.splitlines():
+        match = _METRIC.match(line)
+        if match:
+            values[match.group(1) + (match.group(2) or "")] = float(match.group(3))
+    return values
+
+
+@dataclass
+class OperatorProcess:
+    plane: ControlPlane
+    kube: Kube
+    namespace: str  # where its ServiceAccount lives (and, by default, what it serves)
+    serve: Sequence[str] | None = None  # namespaces to serve; None = [namespace]; () = all
+    args: Sequence[str] = ()
+    role: dict[str, Any] | None = None  # ClusterRole to bind; default: the shipped one
+    env: dict[str, str] = field(default_factory=dict)
+    process: Process | None = None
+
+    def __post_init__(self) -> None:
+        self.metrics_port = free_port()
+        self.health_port = free_port()
+        self.log = self.plane.dir / f"operator-{self.namespace}-{time.monotonic_ns()}.log"
+        self._kubeconfig: Path | None = None
+
+    # -- credentials -----------------------------------------------------------
+
+    def _credentials(self) -> Path:
+        if self._kubeconfig is not None:
+            return self._kubeconfig
+        role = copy.deepcopy(self.role or shipped_cluster_role())
+        role_name = f"{role['metadata']['name']}-{self.namespace}"
+        role["metadata"] = {"name": role_name, "labels": role["metadata"].get("labels", {})}
+        self.kube.apply(role)
+        self.kube.apply(
+            {
+                "apiVersion": RBAC,
+                "kind": "ClusterRoleBinding",
+                "metadata": {"name": role_name},
+                "roleRef": {
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": "ClusterRole",
+                    "name": role_name,
+                },
+                "subjects": [
+                    {
+                        "kind": "ServiceAccount",
+                        "name": "imagestream-trigger",
+                        "namespace": self.namespace,
+                    }
+                ],
+            }
+        )
+        token = service_account_token(self.kube, self.namespace, "imagestream-trigger")
+        self._kubeconfig = self.plane.write_kubeconfig(
+            self.plane.dir / f"kubeconfig-operator-{self.namespace}", token
+        )
+        # RBAC reaches the authorizer through an informer: wait until the role's
+        # first rule applies to the new token.
+        rule = role["rules"][0]
+        probe = {
+            "verb": rule["verbs"][0],
+            "group": rule["apiGroups"][0],
+            "resource": rule["resources"][0],
+            "namespace": self.namespace,
+        }
+        as_operator = Kube(self.plane.url, token, self.plane.ca_file)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            review = as_operator.create(
+                "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+                {
+                    "apiVersion": "authorization.k8s.io/v1",
+                    "kind": "SelfSubjectAccessReview",
+                    "spec": {"resourceAttributes": probe},
+                },
+            )
+            if review["status"].get("allowed"):
+                break
+            time.sleep(0.05)
+        return self._kubeconfig
+
+    def command(self) -> list[str]:
+        serve = [self.namespace] if self.serve is None else list(self.serve)
+        scope = [f"--namespace={ns}" for ns in serve] or ["--all-namespaces"]
+        return [
+            sys.executable,
+            "-m",
+            "imagestream_trigger.cli",
+            "run",
+            *scope,
+            f"--metrics-port={self.metrics_port}",
+            f"--health-port={self.health_port}",
+            "--bind-address=127.0.0.1",
+            "--log-level=debug",
+            *self.args,
+        ]
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    def start(self, *, wait: bool = True) -> OperatorProcess:
+        kubeconfig = self._credentials()
+        env = {**os.environ, "KUBECONFIG": str(kubeconfig), **self.env}
+        self.process = spawn("operator", self.command(), self.log, env=env, cwd=REPO)
+        self.plane.processes.insert(0, self.process)  # stopped with the control plane at the latest
+        if wait:
+            self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.check_alive()
+            try:
+                with urllib.request.urlopen(
+                    f"http://127.0.0.1:{self.health_port}/healthz", timeout=1
+                ) as response:
+                    if response.status == 200:
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.1)
+        raise TimeoutError(f"operator not healthy in {timeout}s; log:\n{self.tail()}")
+
+    def check_alive(self) -> None:
+        assert self.process is not None
+        if self.process.popen.poll() is not None:
+            raise RuntimeError(
+                f"operator exited with {self.process.popen.returncode}; log:\n{self.tail()}"
+            )
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.stop()
+            if self.process in self.plane.processes:
+                self.plane.processes.remove(self.process)
+
+    def run_to_exit(self, timeout: float = 60) -> int:
+        """Start and wait for the process to exit by itself (e.g. a failed pre-flight)."""
+        kubeconfig = self._credentials()
+        env = {**os.environ, "KUBECONFIG": str(kubeconfig), **self.env}
+        self.process = spawn("operator", self.command(), self.log, env=env, cwd=REPO)
+        return self.process.popen.wait(timeout)
+
+    def tail(self, lines: int = 60) -> str:
+        return self.process.tail(lines) if self.process else "(not started)"
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def metrics(self) -> dict[str, float]:
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5
+        ) as r:
+            return parse_metrics(r.read().decode())
+
+    def __enter__(self) -> OperatorProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,157 @@
+"""Builders for the objects e2e tests create, and small waits on their state."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from tests.controlplane import simulate
+from tests.controlplane.kube import Kube, path_for
+
+IMAGE = "image.openshift.io/v1"
+BUILD = "build.openshift.io/v1"
+TRIGGERS = "imagestream-trigger.dev/v1alpha1"
+REPO = "quay.io/acme/app"
+
+POD_SPEC = {
+    "Deployment": ("spec", "template", "spec"),
+    "StatefulSet": ("spec", "template", "spec"),
+    "DaemonSet": ("spec", "template", "spec"),
+    "CronJob": ("spec", "jobTemplate", "spec", "template", "spec"),
+}
+API = {
+    "Deployment": "apps/v1",
+    "StatefulSet": "apps/v1",
+    "DaemonSet": "apps/v1",
+    "CronJob": "batch/v1",
+}
+PLURAL = {
+    "Deployment": "deployments",
+    "StatefulSet": "statefulsets",
+    "DaemonSet": "daemonsets",
+    "CronJob": "cronjobs",
+}
+
+
+def image_stream(kube: Kube, namespace: str, name: str = "app", **annotations: str) -> None:
+    kube.create(
+        path_for(IMAGE, "imagestreams", namespace),
+        {
+            "apiVersion": IMAGE,
+            "kind": "ImageStream",
+            "metadata": {"name": name, "annotations": annotations},
+            "spec": {
+                "tags": [
+                    {"name": "latest", "from": {"kind": "DockerImage", "name": f"{REPO}:latest"}}
+                ]
+            },
+        },
+    )
+
+
+def imported(
+    kube: Kube, namespace: str, stream: str = "app", tag: str = "latest", image: str | None = None
+) -> simulate.Imported:
+    return simulate.import_image(kube, namespace, stream, tag, image=image)
+
+
+def trigger_annotation(*entries: dict[str, Any]) -> str:
+    return json.dumps(list(entries))
+
+
+def by_name(
+    container: str,
+    *,
+    tag: str = "app:latest",
+    init: bool = False,
+    kind: str = "Deployment",
+    **extra: Any,
+) -> dict[str, Any]:
+    base = ".".join(POD_SPEC[kind]) + "."
+    field = "initContainers" if init else "containers"
+    return {
+        "from": {"kind": "ImageStreamTag", "name": tag},
+        "fieldPath": f'{base}{field}[?(@.name=="{container}")].image',
+        **extra,
+    }
+
+
+def workload(
+    kind: str,
+    name: str,
+    containers: dict[str, str],
+    *,
+    annotation: str | None = None,
+    init: dict[str, str] | None = None,
+    labels: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    pod: dict[str, Any] = {"containers": [{"name": n, "image": i} for n, i in containers.items()]}
+    if init:
+        pod["initContainers"] = [{"name": n, "image": i} for n, i in init.items()]
+    if kind == "CronJob":
+        pod["restartPolicy"] = "OnFailure"
+    template = {"metadata": {"labels": {"app": name}}, "spec": pod}
+    if kind == "CronJob":
+        spec: dict[str, Any] = {
+            "schedule": "0 * * * *",
+            "jobTemplate": {"spec": {"template": template}},
+        }
+    else:
+        spec = {"selector": {"matchLabels": {"app": name}}, "template": template}
+        if kind == "StatefulSet":
+            spec["serviceName"] = name
+    meta: dict[str, Any] = {"name": name, "labels": labels or {"app": name}}
+    if annotation is not None:
+        meta["annotations"] = {"image.openshift.io/triggers": annotation}
+    return {"apiVersion": API[kind], "kind": kind, "metadata": meta, "spec": spec}
+
+
+def create(kube: Kube, namespace: str, obj: dict[str, Any]) -> dict[str, Any]:
+    plural = (
+        PLURAL.get(obj["kind"])
+        or {"ImageTrigger": "imagetriggers", "BuildConfig": "buildconfigs"}[obj["kind"]]
+    )
+    created: dict[str, Any] = kube.create(path_for(obj["apiVersion"], plural, namespace), obj)
+    return created
+
+
+def images_of(obj: dict[str, Any], *, init: bool = False) -> dict[str, str]:
+    spec: Any = obj
+    for key in POD_SPEC[obj["kind"]]:
+        spec = spec[key]
+    return {c["name"]: c["image"] for c in spec.get("initContainers" if init else "containers", [])}
+
+
+def workload_path(kind: str, namespace: str, name: str) -> str:
+    return path_for(API[kind], PLURAL[kind], namespace, name)
+
+
+def image_trigger(
+    name: str, source: str, targets: list[dict[str, Any]], **spec: Any
+) -> dict[str, Any]:
+    return {
+        "apiVersion": TRIGGERS,
+        "kind": "ImageTrigger",
+        "metadata": {"name": name},
+        "spec": {"source": {"imageStreamTag": source}, "targets": targets, **spec},
+    }
+
+
+def buildconfig(name: str, tag: str = "app:latest") -> dict[str, Any]:
+    source = {"kind": "ImageStreamTag", "name": tag}
+    return {
+        "apiVersion": BUILD,
+        "kind": "BuildConfig",
+        "metadata": {"name": name},
+        "spec": {
+            "triggers": [{"type": "ImageChange", "imageChange": {"from": source}}],
+            "source": {"type": "Git", "git": {"uri": "https://example.invalid/app.git"}},
+            "strategy": {"type": "Docker", "dockerStrategy": {"from": source}},
+            "output": {"to": {"kind": "ImageStreamTag", "name": f"{name}:latest"}},
+        },
+    }
+
+
+def events_for(kube: Kube, namespace: str, name: str) -> list[dict[str, Any]]:
+    events = kube.get(path_for("v1", "events", namespace))["items"]
+    return [e for e in events if e["involvedObject"]["name"] == name]

@@ -1,0 +1,199 @@
+"""OpenShift's image.openshift.io/triggers annotation, served by the running operator."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.controlplane.kube import Kube, path_for
+from tests.controlplane.operator_process import OperatorProcess
+from tests.e2e.objects import (
+    REPO,
+    by_name,
+    create,
+    events_for,
+    image_stream,
+    images_of,
+    imported,
+    trigger_annotation,
+    workload,
+    workload_path,
+)
+
+KINDS = ["Deployment", "StatefulSet", "DaemonSet", "CronJob"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_tag_change_updates_the_chosen_container_and_leaves_the_sidecar(
+    kube: Kube, namespace: str, operator: OperatorProcess, kind: str
+) -> None:
+    image_stream(kube, namespace)
+    create(
+        kube,
+        namespace,
+        workload(
+            kind,
+            "web",
+            {"web": f"{REPO}:latest", "proxy": "quay.io/acme/proxy:1"},
+            annotation=trigger_annotation(by_name("web", kind=kind)),
+        ),
+    )
+
+    first = imported(kube, namespace)
+    updated = kube.wait_for(
+        workload_path(kind, namespace, "web"),
+        lambda obj: images_of(obj)["web"] == first.reference,
+    )
+    assert images_of(updated)["proxy"] == "quay.io/acme/proxy:1"
+
+    second = imported(kube, namespace)
+    updated = kube.wait_for(
+        workload_path(kind, namespace, "web"),
+        lambda obj: images_of(obj)["web"] == second.reference,
+    )
+    assert images_of(updated) == {"web": second.reference, "proxy": "quay.io/acme/proxy:1"}
+    record = json.loads(updated["metadata"]["annotations"]["imagestream-trigger.dev/last-applied"])
+    assert record["web"]["image"] == second.reference
+    assert record["web"]["source"] == f"{namespace}/app:latest"
+    template_meta = updated["spec"].get("template", {}).get("metadata", {})
+    assert "imagestream-trigger.dev/last-applied" not in template_meta.get("annotations", {})
+
+
+def test_reimport_of_the_same_digest_writes_nothing(
+    kube: Kube, namespace: str, operator: OperatorProcess
+) -> None:
+    image_stream(kube, namespace)
+    create(
+        kube,
+        namespace,
+        workload(
+            "Deployment",
+            "web",
+            {"web": f"{REPO}:latest"},
+            annotation=trigger_annotation(by_name("web")),
+        ),
+    )
+    first = imported(kube, namespace)
+    done = kube.wait_for(
+        workload_path("Deployment", namespace, "web"),
+        lambda obj: images_of(obj)["web"] == first.reference,
+    )
+    version = done["metadata"]["resourceVersion"]
+    before = operator.metrics()
+
+    again = imported(kube, namespace, image=first.image)
+    assert not again.changed
+    # A re-import that changes nothing sends no watch event: touch the stream so the
+    # operator certainly re-evaluates it, then check that it wrote nothing.
+    kube.patch(
+        path_for("image.openshift.io/v1", "imagestreams", namespace, "app"),
+        {"metadata": {"labels": {"touched": "yes"}}},
+        "merge",
+    )
+    _wait_metric_above(
+        operator,
+        'imagestream_trigger_imagestream_events_total{type="MODIFIED"}',
+        before.get('imagestream_trigger_imagestream_events_total{type="MODIFIED"}', 0),
+    )
+    after = kube.get(workload_path("Deployment", namespace, "web"))
+    assert after["metadata"]["resourceVersion"] == version
+    assert (
+        operator.metrics().get(
+            'imagestream_trigger_target_updates_total{kind="Deployment",result="updated",source="annotation"}'
+        )
+        == 1
+    )
+
+
+def test_paused_as_a_string_is_reported_and_changes_nothing(
+    kube: Kube, namespace: str, operator: OperatorProcess
+) -> None:
+    image_stream(kube, namespace)
+    annotation = trigger_annotation(by_name("web", paused="false"))
+    create(
+        kube,
+        namespace,
+        workload("Deployment", "web", {"web": f"{REPO}:latest"}, annotation=annotation),
+    )
+    imported(kube, namespace)
+
+    warning = kube.wait_for(
+        path_for("v1", "events", namespace),
+        lambda events: [e for e in events["items"] if e["type"] == "Warning"],
+    )["items"]
+    messages = [e["message"] for e in warning if e["involvedObject"]["name"] == "web"]
+    assert any("paused" in m and "boolean" in m for m in messages), messages
+    assert (
+        images_of(kube.get(workload_path("Deployment", namespace, "web")))["web"]
+        == f"{REPO}:latest"
+    )
+    metrics = operator.metrics()
+    assert (
+        metrics.get(
+            'imagestream_trigger_invalid_triggers_total{reason="PausedNotBoolean",source="annotation"}'
+        )
+        == 1
+    )
+
+
+def test_unknown_container_is_reported(
+    kube: Kube, namespace: str, operator: OperatorProcess
+) -> None:
+    image_stream(kube, namespace)
+    create(
+        kube,
+        namespace,
+        workload(
+            "Deployment",
+            "web",
+            {"web": f"{REPO}:latest"},
+            annotation=trigger_annotation(by_name("wbe")),
+        ),
+    )
+    imported(kube, namespace)
+    kube.wait_for(
+        path_for("v1", "events", namespace),
+        lambda _: any("wbe" in e["message"] for e in events_for(kube, namespace, "web")),
+    )
+    assert (
+        images_of(kube.get(workload_path("Deployment", namespace, "web")))["web"]
+        == f"{REPO}:latest"
+    )
+
+
+def test_a_change_made_while_stopped_is_applied_at_start(
+    kube: Kube, namespace: str, run_operator: object
+) -> None:
+    image_stream(kube, namespace)
+    create(
+        kube,
+        namespace,
+        workload(
+            "Deployment",
+            "web",
+            {"web": f"{REPO}:latest"},
+            annotation=trigger_annotation(by_name("web")),
+        ),
+    )
+    first = imported(kube, namespace)  # no operator running yet
+
+    run_operator()  # type: ignore[operator]
+
+    kube.wait_for(
+        workload_path("Deployment", namespace, "web"),
+        lambda obj: images_of(obj)["web"] == first.reference,
+    )
+
+
+def _wait_metric_above(
+    operator: OperatorProcess, name: str, floor: float, timeout: float = 10
+) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if operator.metrics().get(name, 0) > floor:
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"{name} stayed at {floor}")
