@@ -14,6 +14,7 @@ it (``plan.Overlay``), so two events in quick succession never write twice.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import logging
 import time
@@ -77,6 +78,8 @@ class Reconciler:
         self.seen: dict[tuple[str, str], dict[str, ResolvedImage]] = {}
         # When we observed each tag move (monotonic), for the latency histogram.
         self.observed: dict[tuple[str, str, str], tuple[str, float]] = {}
+        # The status we last wrote per ImageTrigger (see reconcile_trigger).
+        self.statuses: dict[tuple[str, str], dict[str, Any]] = {}
         # Warnings already posted per object, so a Warning is an edge, not a drumbeat.
         self.warned: dict[tuple[str, ...], frozenset[Problem] | str] = {}
 
@@ -255,6 +258,11 @@ class Reconciler:
             trigger = world.trigger(namespace, name)
             if trigger is None:
                 return
+            # Only this operator writes the status, so the last status it wrote is the
+            # newest one, even before the watch brings it back into the index.
+            written = self.statuses.get((namespace, name))
+            if written is not None:
+                trigger = dataclasses.replace(trigger, status=written)
             plan = plan_trigger(world, trigger)
             if plan.blocked is Reason.InvalidSpec:
                 await self._report_invalid_spec(trigger, plan.message)
@@ -387,6 +395,7 @@ class Reconciler:
         )
         if status == dict(trigger.status):
             return
+        self.statuses[(trigger.ref.namespace, trigger.ref.name)] = status
         ready = status["conditions"][0]
         old_ready: dict[str, Any] = next(
             (c for c in trigger.status.get("conditions") or [] if c.get("type") == "Ready"), {}
@@ -404,6 +413,7 @@ class Reconciler:
                 self.api, trigger.ref.namespace, trigger.ref.name, body
             )
         except ApiError as error:
+            self.statuses.pop((trigger.ref.namespace, trigger.ref.name), None)
             log.warning("could not write the status of %s: %s", trigger.ref, error)
 
     # -- bookkeeping -----------------------------------------------------------------
@@ -415,6 +425,7 @@ class Reconciler:
         return self.overlay.apply(current if isinstance(current, WorkloadInfo) else workload)
 
     def forget_trigger(self, namespace: str, name: str) -> None:
+        self.statuses.pop((namespace, name), None)
         self.warned.pop((IMAGETRIGGER, namespace, name), None)
         self.locks.pop(("ImageTrigger", namespace, name), None)
 

@@ -110,16 +110,23 @@ class Kube:
         request.add_header("Accept", "application/json")
         if data is not None:
             request.add_header("Content-Type", content_type)
-        try:
-            with urllib.request.urlopen(request, timeout=timeout, context=self.ssl) as response:
-                raw = response.read()
-        except urllib.error.HTTPError as error:
-            raw = error.read()
+        for attempt in range(20):
             try:
-                decoded: Any = json.loads(raw)
-            except ValueError:
-                decoded = raw.decode(errors="replace")
-            raise ApiError(error.code, decoded, method, path) from None
+                with urllib.request.urlopen(request, timeout=timeout, context=self.ssl) as response:
+                    raw = response.read()
+                break
+            except urllib.error.HTTPError as error:
+                raw = error.read()
+                # 429 while a resource's watch cache (re)initializes, e.g. right after
+                # its CRD was created: the server asks to come back, so do.
+                if error.code == 429 and attempt < 19:
+                    time.sleep(min(float(error.headers.get("Retry-After") or 1), 1.0))
+                    continue
+                try:
+                    decoded: Any = json.loads(raw)
+                except ValueError:
+                    decoded = raw.decode(errors="replace")
+                raise ApiError(error.code, decoded, method, path) from None
         return json.loads(raw) if raw else None
 
     def get(self, path: str, **query: str) -> Any:
