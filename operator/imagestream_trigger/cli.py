@@ -39,9 +39,8 @@ Credentials: in a pod, its ServiceAccount; elsewhere $KUBECONFIG or ~/.kube/conf
 def _help(field: str) -> str:
     info = Settings.model_fields[field]
     default = info.default
-    shown = ",".join(default) if isinstance(default, tuple) else default
-    env = ENV_PREFIX + field.upper()
-    return f"{info.description} (default: {shown if shown != () else 'all'}; env {env})"
+    shown = (",".join(default) or "all") if isinstance(default, tuple) else default
+    return f"{info.description} (default: {shown}; env {ENV_PREFIX + field.upper()})"
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -79,11 +79,6 @@ def register(registry: kopf.OperatorRegistry, reconciler: Reconciler, settings: 
             reconciler.forget_trigger(namespace or "", name)
         else:
             await reconciler.reconcile_trigger(namespace or "", name)
-        world = reconciler.world
-        if isinstance(world, IndexWorld):
-            reconciler.metrics.imagetriggers.set(
-                sum(1 for _ in world.all_keys(TRIGGERS, "trigger"))
-            )
 
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
@@ -128,7 +123,9 @@ def _register_target(
 
     async def target_event(type: str, namespace: str | None, name: str, **kwargs: Any) -> None:
         bind(kwargs)
-        if type != "DELETED":
+        if type == "DELETED":
+            reconciler.forget_workload(kind, namespace or "", name)
+        else:
             await reconciler.on_target(kind, namespace or "", name)
 
     kopf.index(resource.group, resource.version, resource.plural, id=index_id, registry=registry)(

@@ -23,7 +23,7 @@ from imagestream_trigger.index import (
 )
 from imagestream_trigger.models import LabelSelector, Target, selector_matches
 from imagestream_trigger.resolve import ResolvedImage, TagRef
-from imagestream_trigger.triggers import Problem, check_containers
+from imagestream_trigger.triggers import Problem, ProblemCode, check_containers
 
 
 class World(Protocol):
@@ -68,9 +68,12 @@ class AnnotationPlan:
 
 def plan_annotated(world: World, workload: WorkloadInfo) -> AnnotationPlan:
     changes, dynamic = plan_annotation(workload.triggers, workload.containers, resolver(world))
-    problems = workload.problems + check_containers(workload.triggers, workload.containers)
-    # The same fact can come from the static check and from planning: say it once.
-    unique = tuple(dict.fromkeys(problems + dynamic))
+    static = workload.problems + check_containers(workload.triggers, workload.containers)
+    # A missing container is found by the static check already (whether or not the tag
+    # resolved); planning would say it again in other words once the tag resolves.
+    if any(p.reason == ProblemCode.ContainerNotFound for p in static):
+        dynamic = tuple(p for p in dynamic if p.reason != ProblemCode.ContainerNotFound)
+    unique = tuple(dict.fromkeys(static + dynamic))
     return AnnotationPlan(workload, changes, unique)
 
 

@@ -78,6 +78,9 @@ class Reconciler:
         self.seen: dict[tuple[str, str], dict[str, ResolvedImage]] = {}
         # When we observed each tag move (monotonic), for the latency histogram.
         self.observed: dict[tuple[str, str, str], tuple[str, float]] = {}
+        # What the tracked-objects gauges count.
+        self.annotated: dict[str, set[tuple[str, str, str]]] = {}
+        self.triggers: set[tuple[str, str]] = set()
         # The status we last wrote per ImageTrigger (see reconcile_trigger).
         self.statuses: dict[tuple[str, str], dict[str, Any]] = {}
         # Warnings already posted per object, so a Warning is an edge, not a drumbeat.
@@ -95,7 +98,8 @@ class Reconciler:
         after = dict(info.tags) if info is not None else {}
         for tag, image in after.items():
             if before.get(tag) != image:
-                if key in self.seen:  # the initial listing is not a change
+                # The initial listing (no event type) shows state, not a change.
+                if event_type is not None:
                     self.metrics.tag_changes.inc()
                     log.info("tag %s/%s:%s moved to %s", key[0], key[1], tag, image.reference)
                 self.observed[(*key, tag)] = (image.reference, now)
@@ -106,18 +110,18 @@ class Reconciler:
         self.metrics.imagestreams.set(len(self.seen))
         await self.wake_followers(*key)
 
-    async def wake_followers(self, namespace: str, stream: str) -> None:
+    async def wake_followers(self, namespace: str, stream: str, *, woken: bool = True) -> None:
         world = self.world
         if world is None:
             return
         work: list[Awaitable[None]] = []
         if self.settings.native_annotations:
             work += [
-                self.reconcile_workload(kind, ns, name)
+                self.reconcile_workload(kind, ns, name, woken_by_stream=woken)
                 for kind, ns, name in set(world.annotation_followers(namespace, stream))
             ]
         work += [
-            self.reconcile_trigger(ns, name)
+            self.reconcile_trigger(ns, name, woken_by_stream=woken)
             for ns, name in set(world.triggers_following(namespace, stream))
         ]
         await asyncio.gather(*work)
@@ -145,18 +149,23 @@ class Reconciler:
 
     # -- the OpenShift annotation ----------------------------------------------------
 
-    async def reconcile_workload(self, kind: TargetKind, namespace: str, name: str) -> None:
+    async def reconcile_workload(
+        self, kind: TargetKind, namespace: str, name: str, *, woken_by_stream: bool = False
+    ) -> None:
         world = self.world
         assert world is not None
         async with self.locks[(kind, namespace, name)]:
             found = world.object(kind, namespace, name)
             if not isinstance(found, WorkloadInfo) or found.annotation is None:
-                self.warned.pop((ANNOTATION, kind, namespace, name), None)
+                self.forget_workload(kind, namespace, name)
                 return
+            self._count_annotated(kind, (kind, namespace, name), present=True)
             workload = self.overlay.apply(found)
             plan = plan_annotated(world, workload)
             await self._report_annotation_problems(workload, plan.problems)
             if not plan.changes:
+                if woken_by_stream and not plan.problems:
+                    self.metrics.target_updates.labels(kind, ANNOTATION, "unchanged").inc()
                 return
             await self._write_workload(workload, plan.changes, ANNOTATION)
 
@@ -251,13 +260,18 @@ class Reconciler:
 
     # -- ImageTrigger resources --------------------------------------------------------
 
-    async def reconcile_trigger(self, namespace: str, name: str) -> None:
+    async def reconcile_trigger(
+        self, namespace: str, name: str, *, woken_by_stream: bool = False
+    ) -> None:
         world = self.world
         assert world is not None
         async with self.locks[("ImageTrigger", namespace, name)]:
             trigger = world.trigger(namespace, name)
             if trigger is None:
                 return
+            if (namespace, name) not in self.triggers:
+                self.triggers.add((namespace, name))
+                self.metrics.imagetriggers.set(len(self.triggers))
             # Only this operator writes the status, so the last status it wrote is the
             # newest one, even before the watch brings it back into the index.
             written = self.statuses.get((namespace, name))
@@ -270,7 +284,10 @@ class Reconciler:
             suspended = bool(spec and spec.suspend)
             dry_run = bool(spec and spec.dry_run) or suspended
             results = await asyncio.gather(
-                *(self._act_on_target(plan, target, dry_run=dry_run) for target in plan.targets)
+                *(
+                    self._act_on_target(plan, target, dry_run=dry_run, woken=woken_by_stream)
+                    for target in plan.targets
+                )
             )
             await self._write_status(trigger, plan, list(results), suspended=suspended)
 
@@ -283,10 +300,12 @@ class Reconciler:
         await self.events.warning(trigger.ref, Reason.InvalidSpec, message)
 
     async def _act_on_target(
-        self, plan: TriggerPlan, target: TargetPlan, *, dry_run: bool
+        self, plan: TriggerPlan, target: TargetPlan, *, dry_run: bool, woken: bool
     ) -> TargetResult:
         assert plan.image is not None
         assert plan.source is not None
+        if woken and target.reason is Reason.Unchanged and target.workload is not None:
+            self.metrics.target_updates.labels(target.kind, IMAGETRIGGER, "unchanged").inc()
         if target.reason is not Reason.Applied:
             image = plan.image.reference if target.reason is Reason.Unchanged else ""
             return TargetResult(
@@ -424,24 +443,31 @@ class Reconciler:
         current = self.world.object(workload.kind, ref.namespace, ref.name) if self.world else None
         return self.overlay.apply(current if isinstance(current, WorkloadInfo) else workload)
 
+    def _count_annotated(self, kind: str, key: tuple[str, str, str], *, present: bool) -> None:
+        known = self.annotated.setdefault(kind, set())
+        size = len(known)
+        if present:
+            known.add(key)
+        else:
+            known.discard(key)
+        if len(known) != size or not size:
+            self.metrics.annotated_workloads.labels(kind).set(len(known))
+
+    def forget_workload(self, kind: TargetKind, namespace: str, name: str) -> None:
+        self.warned.pop((ANNOTATION, kind, namespace, name), None)
+        self._count_annotated(kind, (kind, namespace, name), present=False)
+
     def forget_trigger(self, namespace: str, name: str) -> None:
+        self.triggers.discard((namespace, name))
+        self.metrics.imagetriggers.set(len(self.triggers))
         self.statuses.pop((namespace, name), None)
         self.warned.pop((IMAGETRIGGER, namespace, name), None)
         self.locks.pop(("ImageTrigger", namespace, name), None)
 
     async def resync(self) -> None:
-        """Re-plan everything from memory: a safety net for failed writes."""
-        world = self.world
-        if world is None:
-            return
-        keys = getattr(world, "all_keys", None)
-        if keys is None:
-            return
-        from imagestream_trigger.world import STREAMS
-
-        streams = [(k[1], k[2]) for k in keys(STREAMS, "stream")]
-        for namespace, stream in streams:
-            await self.wake_followers(namespace, stream)
+        """Re-plan every follower of every known stream from memory (no API reads)."""
+        for namespace, stream in list(self.seen):
+            await self.wake_followers(namespace, stream, woken=False)
 
 
 def still_valid(changes: Iterable[ImageChange], workload: WorkloadInfo) -> tuple[ImageChange, ...]:

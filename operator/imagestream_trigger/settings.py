@@ -78,6 +78,11 @@ class Settings(BaseModel):
         return not self.namespaces
 
 
+def flag_for(field: str) -> str:
+    """The command-line flag of a settings field (one flag, --namespace, repeats)."""
+    return "--namespace" if field == "namespaces" else "--" + field.replace("_", "-")
+
+
 def from_sources(flags: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Settings:
     """Build settings from parsed flags (None = not given) over the environment."""
     env = os.environ if environ is None else environ
@@ -91,8 +96,7 @@ def from_sources(flags: Mapping[str, Any], environ: Mapping[str, str] | None = N
         return Settings.model_validate(values)
     except ValidationError as error:
         problems = "; ".join(
-            f"{ENV_PREFIX}{'.'.join(str(p) for p in e['loc']).upper()} / "
-            f"--{'-'.join(str(p) for p in e['loc']).replace('_', '-')}: {e['msg']}"
+            f"{ENV_PREFIX}{str(e['loc'][0]).upper()} / {flag_for(str(e['loc'][0]))}: {e['msg']}"
             for e in error.errors()
         )
         raise ConfigurationError(f"invalid settings: {problems}") from None

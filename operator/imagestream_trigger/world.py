@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 from imagestream_trigger.api import TargetKind
@@ -75,9 +75,3 @@ class IndexWorld:
 
     def triggers_in(self, namespace: str) -> Iterable[str]:
         return list(_values(self.indexes.get(TRIGGERS), ("trigger-in", namespace)))
-
-    def all_keys(self, index_id: str, prefix: str) -> Iterator[Key]:
-        index = self.indexes.get(index_id)
-        for key in list(index or ()):
-            if key and key[0] == prefix:
-                yield key

@@ -200,6 +200,34 @@ class OperatorProcess:
         ) as r:
             return parse_metrics(r.read().decode())
 
+    def wait_metric(self, name: str, *, above: float, timeout: float = 10) -> float:
+        """Poll /metrics until ``name`` exceeds ``above``; returns the value."""
+        deadline = time.monotonic() + timeout
+        while True:
+            value = self.metrics().get(name, 0.0)
+            if value > above:
+                return value
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{name} stayed at {value} (waited for > {above})")
+            time.sleep(0.05)
+
+    def settle(self, quiet: float = 1.0, timeout: float = 15) -> None:
+        """Wait until the operator has sent no API request for ``quiet`` seconds."""
+        deadline = time.monotonic() + timeout
+        last, since = -1.0, time.monotonic()
+        while time.monotonic() < deadline:
+            total = sum(
+                v
+                for k, v in self.metrics().items()
+                if k.startswith("imagestream_trigger_api_requests_total")
+            )
+            if total != last:
+                last, since = total, time.monotonic()
+            elif time.monotonic() - since >= quiet:
+                return
+            time.sleep(0.1)
+        raise TimeoutError("the operator kept sending requests")
+
     def __enter__(self) -> OperatorProcess:
         return self.start()
 

@@ -91,11 +91,11 @@ def test_reimport_of_the_same_digest_writes_nothing(
         {"metadata": {"labels": {"touched": "yes"}}},
         "merge",
     )
-    _wait_metric_above(
-        operator,
-        'imagestream_trigger_imagestream_events_total{type="MODIFIED"}',
-        before.get('imagestream_trigger_imagestream_events_total{type="MODIFIED"}', 0),
+    unchanged = (
+        'imagestream_trigger_target_updates_total{kind="Deployment",result="unchanged",'
+        'source="annotation"}'
     )
+    operator.wait_metric(unchanged, above=before.get(unchanged, 0))
     after = kube.get(workload_path("Deployment", namespace, "web"))
     assert after["metadata"]["resourceVersion"] == version
     assert (
@@ -184,16 +184,3 @@ def test_a_change_made_while_stopped_is_applied_at_start(
         workload_path("Deployment", namespace, "web"),
         lambda obj: images_of(obj)["web"] == first.reference,
     )
-
-
-def _wait_metric_above(
-    operator: OperatorProcess, name: str, floor: float, timeout: float = 10
-) -> None:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if operator.metrics().get(name, 0) > floor:
-            return
-        time.sleep(0.05)
-    raise TimeoutError(f"{name} stayed at {floor}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -158,7 +157,7 @@ def test_buildconfig_gets_one_build_per_new_image_even_across_restarts(
     restarted = run_operator()
     wait_reason(kube, namespace, "Applied")
     # The restarted operator re-plans everything from its initial listing: no second build.
-    _settle(restarted)
+    restarted.settle()
     assert builds(kube, namespace) == ["app-build-1"]
 
     second = imported(kube, namespace)
@@ -347,22 +346,3 @@ def test_preflight_names_a_missing_permission(
     code = operator.process.popen.wait(30)
     assert code == 2
     assert "list imagestreams.image.openshift.io" in operator.output()
-
-
-def _settle(operator: OperatorProcess, quiet: float = 1.0, timeout: float = 15) -> None:
-    """Wait until the operator has made no API request for ``quiet`` seconds."""
-    deadline = time.monotonic() + timeout
-    last = -1.0
-    stable_since = time.monotonic()
-    while time.monotonic() < deadline:
-        total = sum(
-            v
-            for k, v in operator.metrics().items()
-            if k.startswith("imagestream_trigger_api_requests_total")
-        )
-        if total != last:
-            last, stable_since = total, time.monotonic()
-        elif time.monotonic() - stable_since >= quiet:
-            return
-        time.sleep(0.1)
-    raise TimeoutError("the operator kept sending requests")

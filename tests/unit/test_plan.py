@@ -142,8 +142,16 @@ def imagestream(
                 {
                     "tag": "latest",
                     "items": [
-                        {"created": "2025-01-10T10:15:02Z", "dockerImageReference": NEW, "image": B},
-                        {"created": "2025-01-09T08:00:00Z", "dockerImageReference": OLD, "image": A},
+                        {
+                            "created": "2025-01-10T10:15:02Z",
+                            "dockerImageReference": NEW,
+                            "image": B,
+                        },
+                        {
+                            "created": "2025-01-09T08:00:00Z",
+                            "dockerImageReference": OLD,
+                            "image": A,
+                        },
                     ],
                 },
                 {"tag": "next", "items": []},  # import still running
@@ -198,7 +206,10 @@ def workload(
     }
     template = {"metadata": {"labels": {"app": name}}, "spec": pod}
     if kind == TargetKind.CronJob:
-        spec: dict[str, Any] = {"schedule": "@daily", "jobTemplate": {"spec": {"template": template}}}
+        spec: dict[str, Any] = {
+            "schedule": "@daily",
+            "jobTemplate": {"spec": {"template": template}},
+        }
     else:
         spec = {"selector": {"matchLabels": {"app": name}}, "template": template}
     api = "batch/v1" if kind == TargetKind.CronJob else "apps/v1"
@@ -522,7 +533,11 @@ def changed(target: TargetPlan) -> list[tuple[str, str, str]]:
 def test_target_not_found_by_name() -> None:
     plan = plan_of([{"kind": "Deployment", "name": "ghost"}], workload())
     [target] = plan.targets
-    assert (target.kind, target.name, target.reason) == ("Deployment", "ghost", Reason.TargetNotFound)
+    assert (target.kind, target.name, target.reason) == (
+        "Deployment",
+        "ghost",
+        Reason.TargetNotFound,
+    )
     assert target.message == "Deployment demo/ghost does not exist"
 
 
@@ -606,9 +621,7 @@ def test_no_matching_container() -> None:
     [
         pytest.param({"containers": ["nope"]}, 'container "nope"', id="container"),
         pytest.param({"initContainers": ["web"]}, 'init container "web"', id="init-container"),
-        pytest.param(
-            {"containers": ["web", "nope"]}, 'container "nope"', id="one-of-two-missing"
-        ),
+        pytest.param({"containers": ["web", "nope"]}, 'container "nope"', id="one-of-two-missing"),
     ],
 )
 def test_container_not_found(names: dict[str, list[str]], mentions: str) -> None:
@@ -774,9 +787,7 @@ def bc_status(image: str, result: str, kind: str = "BuildConfig") -> dict[str, A
         pytest.param(
             None, bc_status(NEW, "Failed"), Reason.Applied, id="our-status-failed-retries"
         ),
-        pytest.param(
-            None, bc_status(NEW, "DryRun"), Reason.Applied, id="our-status-dry-run-only"
-        ),
+        pytest.param(None, bc_status(NEW, "DryRun"), Reason.Applied, id="our-status-dry-run-only"),
         pytest.param(
             None,
             bc_status(NEW, "Applied", kind="Deployment"),
@@ -814,7 +825,7 @@ def test_buildconfigs_by_selector() -> None:
     assert summary(plan) == [("BuildConfig", "web", Reason.Unchanged)]
 
 
-# -- writes in flight -------------------------------------------------------------------------------
+# -- writes in flight -----------------------------------------------------------------------
 
 
 def info_with(web: str, *, name: str = "web", namespace: str = "demo") -> WorkloadInfo:

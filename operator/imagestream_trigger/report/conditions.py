@@ -58,7 +58,9 @@ class TargetResult:
 
 def short_digest(image: str) -> str:
     """``sha256:0123456789ab`` from any reference carrying a digest ("" if none)."""
-    _, _, digest = image.rpartition("@")
+    _, at, digest = image.rpartition("@")
+    if not at and not image.startswith("sha256:"):
+        return ""
     algorithm, colon, value = digest.partition(":")
     return f"{algorithm}:{value[:12]}" if colon else ""
 
