@@ -60,6 +60,9 @@ class OperatorProcess:
     serve: Sequence[str] | None = None  # namespaces to serve; None = [namespace]; () = all
     args: Sequence[str] = ()
     role: dict[str, Any] | None = None  # ClusterRole to bind; default: the shipped one
+    # False: rely on RBAC already installed for <namespace>/imagestream-trigger (by the
+    # manifests or the Helm chart) instead of binding a role for this run.
+    bind: bool = True
     env: dict[str, str] = field(default_factory=dict)
     process: Process | None = None
 
@@ -75,18 +78,33 @@ class OperatorProcess:
         if self._kubeconfig is not None:
             return self._kubeconfig
         role = copy.deepcopy(self.role or shipped_cluster_role())
-        role_name = f"{role['metadata']['name']}-{self.namespace}"
-        role["metadata"] = {"name": role_name, "labels": role["metadata"].get("labels", {})}
+        if self.bind:
+            role["metadata"] = {
+                "name": f"{role['metadata']['name']}-{self.namespace}",
+                "labels": role["metadata"].get("labels", {}),
+            }
+            self._bind(role)
+        token = service_account_token(
+            self.kube, self.namespace, "imagestream-trigger", create=self.bind
+        )
+        self._kubeconfig = self.plane.write_kubeconfig(
+            self.plane.dir / f"kubeconfig-operator-{self.namespace}", token
+        )
+        self._wait_for_rbac(role, token)
+        return self._kubeconfig
+
+    def _bind(self, role: dict[str, Any]) -> None:
+        name = role["metadata"]["name"]
         self.kube.apply(role)
         self.kube.apply(
             {
                 "apiVersion": RBAC,
                 "kind": "ClusterRoleBinding",
-                "metadata": {"name": role_name},
+                "metadata": {"name": name},
                 "roleRef": {
                     "apiGroup": "rbac.authorization.k8s.io",
                     "kind": "ClusterRole",
-                    "name": role_name,
+                    "name": name,
                 },
                 "subjects": [
                     {
@@ -97,10 +115,8 @@ class OperatorProcess:
                 ],
             }
         )
-        token = service_account_token(self.kube, self.namespace, "imagestream-trigger")
-        self._kubeconfig = self.plane.write_kubeconfig(
-            self.plane.dir / f"kubeconfig-operator-{self.namespace}", token
-        )
+
+    def _wait_for_rbac(self, role: dict[str, Any], token: str) -> None:
         # RBAC reaches the authorizer through an informer: wait until the role's
         # first rule applies to the new token.
         rule = role["rules"][0]
@@ -122,9 +138,8 @@ class OperatorProcess:
                 },
             )
             if review["status"].get("allowed"):
-                break
+                return
             time.sleep(0.05)
-        return self._kubeconfig
 
     def command(self) -> list[str]:
         serve = [self.namespace] if self.serve is None else list(self.serve)
