@@ -7,7 +7,7 @@ UV_VERSION := 0.13.8
 UV := .tools/bin/uv
 PY := .venv/bin/python
 
-.PHONY: help setup binaries test check lint format typecheck unit demo build clean
+.PHONY: help setup binaries test check lint format typecheck unit demo lock build clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -46,6 +46,10 @@ test: setup check ## everything: set-up, lint, types, unit and control-plane tes
 
 demo: setup ## the operator working on an embedded local control plane
 	$(PY) -m tests.controlplane demo
+
+lock: $(UV) ## re-resolve dependencies: uv.lock and the image's requirements.lock
+	$(UV) lock
+	$(UV) export --frozen --no-dev --no-emit-project --format requirements-txt -o requirements.lock
 
 build: $(UV) ## build the wheel and sdist into dist/
 	$(UV) build

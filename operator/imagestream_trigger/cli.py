@@ -59,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    # The container's entrypoint is "imagestream-trigger run": keep --version reachable there.
+    run.add_argument("--version", action="version", version=f"imagestream-trigger {__version__}")
     scope = run.add_mutually_exclusive_group()
     scope.add_argument(
         "-n",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import pytest
 
@@ -163,7 +164,7 @@ def test_unknown_container_is_reported(
 
 
 def test_a_change_made_while_stopped_is_applied_at_start(
-    kube: Kube, namespace: str, run_operator: object
+    kube: Kube, namespace: str, run_operator: Callable[..., OperatorProcess]
 ) -> None:
     image_stream(kube, namespace)
     create(
@@ -178,9 +179,65 @@ def test_a_change_made_while_stopped_is_applied_at_start(
     )
     first = imported(kube, namespace)  # no operator running yet
 
-    run_operator()  # type: ignore[operator]
+    run_operator()
 
     kube.wait_for(
         workload_path("Deployment", namespace, "web"),
         lambda obj: images_of(obj)["web"] == first.reference,
     )
+
+
+def test_global_dry_run_decides_and_writes_nothing(
+    kube: Kube, namespace: str, run_operator: Callable[..., OperatorProcess]
+) -> None:
+    operator = run_operator(args=["--dry-run"])
+    image_stream(kube, namespace)
+    create(
+        kube,
+        namespace,
+        workload(
+            "Deployment",
+            "web",
+            {"web": f"{REPO}:latest"},
+            annotation=trigger_annotation(by_name("web")),
+        ),
+    )
+    imported(kube, namespace)
+
+    dry = (
+        "imagestream_trigger_target_updates_total"
+        '{kind="Deployment",result="dry_run",source="annotation"}'
+    )
+    operator.wait_metric(dry, above=0)
+    assert (
+        images_of(kube.get(workload_path("Deployment", namespace, "web")))["web"]
+        == f"{REPO}:latest"
+    )
+
+
+def test_native_annotations_can_be_turned_off(
+    kube: Kube, namespace: str, run_operator: Callable[..., OperatorProcess]
+) -> None:
+    operator = run_operator(args=["--no-native-annotations"])
+    image_stream(kube, namespace)
+    create(
+        kube,
+        namespace,
+        workload(
+            "Deployment",
+            "web",
+            {"web": f"{REPO}:latest"},
+            annotation=trigger_annotation(by_name("web")),
+        ),
+    )
+    imported(kube, namespace)
+    operator.wait_metric('imagestream_trigger_imagestream_events_total{type="MODIFIED"}', above=0)
+    operator.settle()
+
+    assert (
+        images_of(kube.get(workload_path("Deployment", namespace, "web")))["web"]
+        == f"{REPO}:latest"
+    )
+    assert not [
+        k for k in operator.metrics() if k.startswith("imagestream_trigger_target_updates_total")
+    ]
