@@ -7,7 +7,7 @@ UV_VERSION := 0.13.8
 UV := .tools/bin/uv
 PY := .venv/bin/python
 
-.PHONY: help setup binaries test check lint format typecheck unit demo lock build clean
+.PHONY: help setup system-deps binaries test check lint format typecheck unit demo lock build clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -20,7 +20,10 @@ $(UV):
 	$(UV) sync --frozen --python $(PYTHON)
 	@touch $@
 
-setup: .venv/.synced binaries ## install Python deps and build/reuse the control plane
+setup: .venv/.synced binaries system-deps ## install everything the tests need
+
+system-deps: ## Debian's prometheus package (real Prometheus + promtool), if missing
+	scripts/system-deps.sh
 
 binaries: .venv/.synced ## build (or reuse) kube-apiserver, etcd, kubectl, helm
 	$(PY) -m tests.controlplane build --all
@@ -44,7 +47,7 @@ unit: .venv/.synced ## fast tests without a control plane
 test: setup check ## everything: set-up, lint, types, unit and control-plane tests
 	$(PY) -m pytest
 
-demo: setup ## the operator working on an embedded local control plane
+demo: .venv/.synced binaries ## the operator working on an embedded local control plane
 	$(PY) -m tests.controlplane demo
 
 lock: $(UV) ## re-resolve dependencies: uv.lock and the image's requirements.lock
