@@ -7,7 +7,7 @@ UV_VERSION := 0.13.8
 UV := .tools/bin/uv
 PY := .venv/bin/python
 
-.PHONY: help setup system-deps binaries test check lint format typecheck unit demo lock build clean
+.PHONY: help setup system-deps binaries test check lint format typecheck unit demo bench bench-quick lock build clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -49,6 +49,12 @@ test: setup check ## everything: set-up, lint, types, unit and control-plane tes
 
 demo: .venv/.synced binaries ## the operator working on an embedded local control plane
 	$(PY) -m tests.controlplane demo
+
+bench: setup ## benchmark at the standard size; writes bench/results/ and docs/benchmarks.md
+	$(PY) -m bench
+
+bench-quick: setup ## the benchmark's correctness check at the CI size (no timings asserted)
+	$(PY) -m bench --quick
 
 lock: $(UV) ## re-resolve dependencies: uv.lock and the image's requirements.lock
 	$(UV) lock

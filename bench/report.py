@@ -1,0 +1,202 @@
+"""Results: raw JSON, a Markdown table (and docs/benchmarks.md), a latency CDF plot."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+# Goals from the benchmark issue, at the standard size on a 2-core machine.
+GOALS = {
+    "startup_s": 10.0,
+    "p99_ms": 100.0,
+    "burst_ratio": 1.5,
+    "peak_rss_mb": 150.0,
+}
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "MISSED"
+
+
+def rows(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    single, floor, burst = r["single"], r["floor"], r["burst"]
+    lat, patch = single["latency"], floor["patch"]
+    p50_goal = 2 * patch["p50_ms"] + 10
+    burst_ratio = burst["total_s"] / floor["burst_s"] if floor["burst_s"] else float("nan")
+    correct = r["correctness"]
+    return [
+        (
+            "start-up to first applied change",
+            f"{r['startup']['first_change_s']:.2f} s",
+            f"< {GOALS['startup_s']:.0f} s",
+            verdict(r["startup"]["first_change_s"] < GOALS["startup_s"]),
+        ),
+        (
+            "single change, p50 (import → target seen)",
+            f"{lat['p50_ms']:.1f} ms",
+            f"≤ 2 x floor p50 + 10 ms = {p50_goal:.1f} ms",
+            verdict(lat["p50_ms"] <= p50_goal),
+        ),
+        ("single change, p95", f"{lat['p95_ms']:.1f} ms", "", ""),
+        (
+            "single change, p99",
+            f"{lat['p99_ms']:.1f} ms",
+            f"< {GOALS['p99_ms']:.0f} ms",
+            verdict(lat["p99_ms"] < GOALS["p99_ms"]),
+        ),
+        ("single change, max", f"{lat['max_ms']:.1f} ms", "", ""),
+        (
+            "operator's own histogram, p50 / p99",
+            f"{single['operator_histogram'].get('p50_ms', float('nan')):.1f} / "
+            f"{single['operator_histogram'].get('p99_ms', float('nan')):.1f} ms",
+            "(bucketed)",
+            "",
+        ),
+        (
+            "floor: plain PATCH round trip, p50 / p99",
+            f"{patch['p50_ms']:.1f} / {patch['p99_ms']:.1f} ms",
+            "",
+            "",
+        ),
+        (
+            f"burst: {burst['tags']} tags, {burst['targets']} targets",
+            f"{burst['total_s']:.2f} s ({burst['targets_per_s']:.0f}/s)",
+            f"≤ 1.5 x floor ({floor['burst_s']:.2f} s)",
+            verdict(burst_ratio <= GOALS["burst_ratio"]),
+        ),
+        ("burst / floor", f"{burst_ratio:.2f}x", "≤ 1.5x", ""),
+        (
+            "Deployment writes per affected target",
+            f"{correct['target_writes_per_affected_target']:.2f}",
+            "exactly 1",
+            verdict(correct["target_writes_per_affected_target"] == 1),
+        ),
+        (
+            "GET/LIST per change",
+            f"{correct['reads_per_change']:.2f}",
+            "0",
+            verdict(correct["reads_per_change"] == 0),
+        ),
+        (
+            "requests while idle (10 s)",
+            f"{correct['idle_requests']}",
+            "0",
+            verdict(correct["idle_requests"] == 0),
+        ),
+        (
+            "operator peak RSS",
+            f"{r['operator']['peak_rss_mb']:.0f} MB",
+            f"< {GOALS['peak_rss_mb']:.0f} MB",
+            verdict(r["operator"]["peak_rss_mb"] < GOALS["peak_rss_mb"]),
+        ),
+        (
+            "operator CPU per 1,000 changes",
+            f"{r['operator']['cpu_seconds_per_1000_changes']:.1f} s",
+            "",
+            "",
+        ),
+    ]
+
+
+def table(r: dict[str, Any]) -> str:
+    lines = ["| measure | result | goal | |", "|---|---|---|---|"]
+    lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows(r)]
+    return "\n".join(lines)
+
+
+def api_table(r: dict[str, Any]) -> str:
+    lines = ["| phase | operator requests (verb resource: count) |", "|---|---|"]
+    for phase in ("single", "burst", "idle"):
+        api = r[phase]["api"]
+        text = ", ".join(f"{k}: {v}" for k, v in sorted(api.items())) or "none"
+        lines.append(f"| {phase} | {text} |")
+    return "\n".join(lines)
+
+
+def plot(r: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
+    for samples, label in (
+        (r["single"]["samples_s"], "operator: import → target runs the new image"),
+        (r["floor"]["samples_s"], "floor: plain client PATCH round trip"),
+    ):
+        ordered = sorted(s * 1000 for s in samples)
+        ys = [(i + 1) / len(ordered) for i in range(len(ordered))]
+        ax.step(ordered, ys, where="post", label=label)
+    ax.set_xscale("log")
+    ax.set_xlabel("latency (ms, log scale)")
+    ax.set_ylabel("fraction of changes")
+    config = r["config"]
+    ax.set_title(
+        f"single-change latency, {config['streams']} streams / {config['workloads']} workloads"
+    )
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def write(r: dict[str, Any], results_dir: Path, docs: Path | None) -> dict[str, Path]:
+    results_dir.mkdir(parents=True, exist_ok=True)
+    stem = f"{r['environment']['date'][:19].replace(':', '')}-{r['config']['size']}"
+    raw = results_dir / f"{stem}.json"
+    raw.write_text(json.dumps(r, indent=1, sort_keys=True))
+    png = results_dir / f"{stem}-latency-cdf.png"
+    plot(r, png)
+    written = {"json": raw, "plot": png}
+    if docs is not None:
+        docs_png = docs.parent / "benchmarks-latency-cdf.png"
+        plot(r, docs_png)
+        docs.write_text(markdown(r, docs_png.name, raw))
+        written["docs"] = docs
+    return written
+
+
+def markdown(r: dict[str, Any], png: str, raw: Path) -> str:
+    config, env = r["config"], r["environment"]
+    return f"""# Benchmarks
+
+Measured by `make bench` ({config["size"]} size) on {env["date"][:10]}: {config["streams"]}
+ImageStreams, {config["deployments"]} Deployments and {config["buildconfigs"]} BuildConfigs
+following them (half through OpenShift's annotation, the rest through ImageTriggers; every
+third Deployment has a sidecar), {env["cpus"]} CPUs, {env["memory_gb"]} GiB, Python
+{env["python"]}, Kubernetes {env["kubernetes"]} (kube-apiserver and etcd built from Go
+modules), operator {env["operator"]}. Raw numbers: `{raw.relative_to(raw.parents[2])}`.
+
+Everything runs on the same 2-core machine: etcd, kube-apiserver, the OpenShift emulation
+proxy, the operator and the benchmark itself, so every number includes their contention.
+The operator runs as its own process with its own ServiceAccount; latencies are measured
+from outside, from the moment the import's write returns to the moment the benchmark's own
+watch sees the target's new image. The floor is a plain client sending the operator's
+patches itself, through the same proxy, with the same concurrency ({config["writers"]}).
+
+{table(r)}
+
+API cost, from the API server's audit log (the operator's ServiceAccount only):
+
+{api_table(r)}
+
+`instantiate` is answered by the emulation proxy, so the API server sees the proxy's checks
+(self-subject access reviews made with the operator's token) instead of the POST itself.
+
+![latency CDF]({png})
+
+## Reading the results
+
+{notes(r)}
+"""
+
+
+def notes(r: dict[str, Any]) -> str:
+    missed = [row for row in rows(r) if row[3] == "MISSED"]
+    if not missed:
+        return "Every goal was met in this run."
+    return "\n".join(
+        f"- **{name}**: {result} against a goal of {goal}." for name, result, goal, _ in missed
+    )

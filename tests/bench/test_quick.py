@@ -1,0 +1,30 @@
+"""CI runs the benchmark's quick mode: correctness only, never timings."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_quick_benchmark_converges_with_one_write_per_target(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--results", str(tmp_path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    (raw,) = tmp_path.glob("*-quick.json")
+    results = json.loads(raw.read_text())
+    correctness = results["correctness"]
+    assert correctness["problems"] == []
+    assert correctness["target_writes_per_affected_target"] == 1
+    assert correctness["reads_per_change"] == 0
+    assert correctness["idle_requests"] == 0
+    assert len(results["single"]["samples_s"]) >= results["single"]["changes"]
+    assert list(tmp_path.glob("*-latency-cdf.png"))
