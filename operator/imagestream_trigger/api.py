@@ -30,7 +30,7 @@ class Reason(StrEnum):
     Applied = "Applied"  # the target was changed to the resolved image (or a build started)
     Unchanged = "Unchanged"  # the target already runs the resolved image: nothing written
     DryRun = "DryRun"  # a change was decided but dryRun is set: nothing written
-    Suspended = "Suspended"  # spec.suspend is true: nothing decided, nothing written
+    Suspended = "Suspended"  # spec.suspend is true: planned and reported, nothing written
     SourceNotFound = "SourceNotFound"  # the source ImageStream does not exist
     TagNotResolved = "TagNotResolved"  # the stream has no image for the tag yet
     TargetNotFound = "TargetNotFound"  # no object of that kind and name (or selector match)

@@ -79,7 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help=_help("native_annotations"),
     )
-    run.add_argument("--dry-run", action="store_true", default=None, help=_help("dry_run"))
+    run.add_argument(
+        "--dry-run", action=argparse.BooleanOptionalAction, default=None, help=_help("dry_run")
+    )
     run.add_argument("--metrics-port", type=int, metavar="PORT", help=_help("metrics_port"))
     run.add_argument("--health-port", type=int, metavar="PORT", help=_help("health_port"))
     run.add_argument("--bind-address", metavar="ADDR", help=_help("bind_address"))

@@ -124,9 +124,9 @@ def _register_target(
     async def target_event(type: str, namespace: str | None, name: str, **kwargs: Any) -> None:
         bind(kwargs)
         if type == "DELETED":
-            reconciler.forget_workload(kind, namespace or "", name)
+            await reconciler.on_target_deleted(kind, namespace or "", name)
         else:
-            await reconciler.on_target(kind, namespace or "", name)
+            await reconciler.on_target(kind, namespace or "", name, type)
 
     kopf.index(resource.group, resource.version, resource.plural, id=index_id, registry=registry)(
         index_target

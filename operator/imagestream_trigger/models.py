@@ -137,6 +137,14 @@ class LabelSelectorRequirement(_Model):
             raise ValueError(problem)
         return key
 
+    @field_validator("values")
+    @classmethod
+    def _valid_values(cls, values: tuple[str, ...]) -> tuple[str, ...]:
+        problems = [p for p in map(_label_value_problem, values) if p]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return values
+
     @model_validator(mode="after")
     def _values_fit_operator(self) -> LabelSelectorRequirement:
         # Same rule as Kubernetes' ValidateLabelSelectorRequirement.

@@ -1,10 +1,11 @@
 """Converge every follower of an ImageStream tag: plan from memory, write, report.
 
-Level-triggered: each event (an ImageStream, a workload, a BuildConfig or an
-ImageTrigger changed; the periodic resync) re-plans the objects it concerns
-from the in-memory world and writes only where a target differs from what its
-source says. A change made while the operator was down is therefore applied
-by the initial listing's events at start-up.
+Level-triggered: each event re-plans, from the in-memory world, only the
+objects it concerns, and writes only where a target differs from what its
+source says. During the initial listing every follower is planned once, by
+its own listing event (kopf completes the indexes first), so a change made
+while the operator was down is applied at start-up without planning anything
+twice.
 
 Writes to one target are serialised (a lock per target) and bounded overall
 (a semaphore), and every write we make is remembered until the watch shows
@@ -28,6 +29,7 @@ from imagestream_trigger.api import WORKLOAD_KINDS, Reason, TargetKind
 from imagestream_trigger.decide import ImageChange, build_request, workload_patch
 from imagestream_trigger.errors import ApiError, ForbiddenError, InvalidPatchError
 from imagestream_trigger.index import ObjectRef, StreamInfo, TriggerInfo, WorkloadInfo
+from imagestream_trigger.models import selector_matches
 from imagestream_trigger.plan import (
     Overlay,
     TargetPlan,
@@ -40,7 +42,7 @@ from imagestream_trigger.plan import (
 from imagestream_trigger.report.conditions import TargetResult, trigger_status
 from imagestream_trigger.report.events import Events
 from imagestream_trigger.report.metrics import Metrics
-from imagestream_trigger.resolve import ResolvedImage
+from imagestream_trigger.resolve import ResolvedImage, TagRef
 from imagestream_trigger.settings import Settings
 from imagestream_trigger.triggers import Problem
 
@@ -48,6 +50,9 @@ log = logging.getLogger(__name__)
 
 ANNOTATION = "annotation"
 IMAGETRIGGER = "imagetrigger"
+# (namespace, stream, tag) of tags that moved in the event being handled.
+Moved = frozenset[tuple[str, str, str]]
+NOTHING_MOVED: Moved = frozenset()
 
 
 def utcnow() -> str:
@@ -64,6 +69,10 @@ def _age_seconds(created: str | None) -> float | None:
     return max(0.0, (dt.datetime.now(dt.UTC) - moment).total_seconds())
 
 
+def _moved(source: TagRef, moved: Moved) -> bool:
+    return (source.namespace, source.stream, source.tag) in moved
+
+
 class Reconciler:
     def __init__(self, settings: Settings, api: Api, metrics: Metrics, events: Events) -> None:
         self.settings = settings
@@ -74,83 +83,110 @@ class Reconciler:
         self.overlay = Overlay()
         self.locks: defaultdict[tuple[str, ...], asyncio.Lock] = defaultdict(asyncio.Lock)
         self.writes = asyncio.Semaphore(settings.max_concurrent_writes)
-        # Last resolved tags per stream: a tag "changed" when its resolved reference did.
+        # Last resolved tags per stream: a tag "moved" when its resolved reference did.
         self.seen: dict[tuple[str, str], dict[str, ResolvedImage]] = {}
-        # When we observed each tag move (monotonic), for the latency histogram.
+        # When each tag's current image was first observed (monotonic), for latency.
         self.observed: dict[tuple[str, str, str], tuple[str, float]] = {}
+        # Warnings already posted per object, so a Warning is an edge, not a drumbeat.
+        self.warned: dict[tuple[str, ...], object] = {}
         # What the tracked-objects gauges count.
         self.annotated: dict[str, set[tuple[str, str, str]]] = {}
         self.triggers: set[tuple[str, str]] = set()
-        # The status we last wrote per ImageTrigger (see reconcile_trigger).
+        # The status this operator last wrote per ImageTrigger (see reconcile_trigger).
         self.statuses: dict[tuple[str, str], dict[str, Any]] = {}
-        # Warnings already posted per object, so a Warning is an edge, not a drumbeat.
-        self.warned: dict[tuple[str, ...], frozenset[Problem] | str] = {}
 
-    # -- events ------------------------------------------------------------------
+    # -- events ------------------------------------------------------------------------
 
     async def on_stream(
         self, event_type: str | None, info: StreamInfo | None, key: tuple[str, str]
     ) -> None:
-        """An ImageStream changed (or was listed): wake everything that follows it."""
+        """An ImageStream was listed, changed or deleted."""
         self.metrics.imagestream_events.labels(event_type or "LISTED").inc()
         now = time.monotonic()
         before = self.seen.get(key, {})
         after = dict(info.tags) if info is not None else {}
+        moved: set[tuple[str, str, str]] = set()
         for tag, image in after.items():
             if before.get(tag) != image:
-                # The initial listing (no event type) shows state, not a change.
-                if event_type is not None:
-                    self.metrics.tag_changes.inc()
-                    log.info("tag %s/%s:%s moved to %s", key[0], key[1], tag, image.reference)
+                moved.add((*key, tag))
                 self.observed[(*key, tag)] = (image.reference, now)
         if info is None:
             self.seen.pop(key, None)
         else:
             self.seen[key] = after
         self.metrics.imagestreams.set(len(self.seen))
-        await self.wake_followers(*key)
+        if event_type is None:
+            # The initial listing shows state, not change; each follower is planned
+            # by its own listing event, so waking them here would plan them twice.
+            return
+        for namespace, stream, tag in sorted(moved):
+            self.metrics.tag_changes.inc()
+            log.info("tag %s/%s:%s moved to %s", namespace, stream, tag, after[tag].reference)
+        await self.wake_followers(*key, moved=frozenset(moved))
 
-    async def wake_followers(self, namespace: str, stream: str, *, woken: bool = True) -> None:
+    async def wake_followers(self, namespace: str, stream: str, *, moved: Moved) -> None:
         world = self.world
         if world is None:
             return
         work: list[Awaitable[None]] = []
         if self.settings.native_annotations:
             work += [
-                self.reconcile_workload(kind, ns, name, woken_by_stream=woken)
+                self.reconcile_workload(kind, ns, name, moved=moved)
                 for kind, ns, name in set(world.annotation_followers(namespace, stream))
             ]
         work += [
-            self.reconcile_trigger(ns, name, woken_by_stream=woken)
+            self.reconcile_trigger(ns, name, moved=moved)
             for ns, name in set(world.triggers_following(namespace, stream))
         ]
         await asyncio.gather(*work)
 
-    async def on_target(self, kind: TargetKind, namespace: str, name: str) -> None:
-        """A workload or BuildConfig changed: its annotation, and triggers that may select it."""
+    async def on_target(
+        self, kind: TargetKind, namespace: str, name: str, event_type: str | None
+    ) -> None:
+        """A workload or BuildConfig was listed or changed."""
         world = self.world
         if world is None:
             return
         work: list[Awaitable[None]] = []
         if kind in WORKLOAD_KINDS and self.settings.native_annotations:
             work.append(self.reconcile_workload(kind, namespace, name))
-        for trigger_name in set(world.triggers_in(namespace)):
-            trigger = world.trigger(namespace, trigger_name)
-            if (
-                trigger is not None
-                and trigger.spec is not None
-                and any(
-                    t.kind == kind and (t.name is None or t.name == name)
-                    for t in trigger.spec.targets
-                )
-            ):
-                work.append(self.reconcile_trigger(namespace, trigger_name))
+        if event_type is not None:  # listed: the triggers' own listing plans them
+            work += [
+                self.reconcile_trigger(namespace, t) for t in self._selecting(kind, namespace, name)
+            ]
         await asyncio.gather(*work)
 
-    # -- the OpenShift annotation ----------------------------------------------------
+    def _selecting(self, kind: TargetKind, namespace: str, name: str) -> set[str]:
+        """ImageTriggers in ``namespace`` with a target that names or selects this object."""
+        assert self.world is not None
+        obj = self.world.object(kind, namespace, name)
+        labels = obj.labels if obj is not None else None
+        found = set()
+        for trigger_name in set(self.world.triggers_in(namespace)):
+            trigger = self.world.trigger(namespace, trigger_name)
+            if trigger is None or trigger.spec is None:
+                continue
+            for target in trigger.spec.targets:
+                if target.kind != kind:
+                    continue
+                if target.name == name or (
+                    target.selector is not None
+                    # Deleted (labels unknown): any selector of that kind may have lost it.
+                    and (labels is None or selector_matches(target.selector, labels))
+                ):
+                    found.add(trigger_name)
+        return found
+
+    async def on_target_deleted(self, kind: TargetKind, namespace: str, name: str) -> None:
+        self.forget_workload(kind, namespace, name)
+        await asyncio.gather(
+            *(self.reconcile_trigger(namespace, t) for t in self._selecting(kind, namespace, name))
+        )
+
+    # -- the OpenShift annotation -----------------------------------------------------
 
     async def reconcile_workload(
-        self, kind: TargetKind, namespace: str, name: str, *, woken_by_stream: bool = False
+        self, kind: TargetKind, namespace: str, name: str, *, moved: Moved = NOTHING_MOVED
     ) -> None:
         world = self.world
         assert world is not None
@@ -163,11 +199,12 @@ class Reconciler:
             workload = self.overlay.apply(found)
             plan = plan_annotated(world, workload)
             await self._report_annotation_problems(workload, plan.problems)
+            caused = any(_moved(t.source, moved) for t in workload.triggers)
             if not plan.changes:
-                if woken_by_stream and not plan.problems:
+                if caused and not plan.problems:
                     self.metrics.target_updates.labels(kind, ANNOTATION, "unchanged").inc()
                 return
-            await self._write_workload(workload, plan.changes, ANNOTATION)
+            await self._write_workload(workload, plan.changes, ANNOTATION, caused=caused)
 
     async def _report_annotation_problems(
         self, workload: WorkloadInfo, problems: tuple[Problem, ...]
@@ -190,30 +227,29 @@ class Reconciler:
         source: str,
         *,
         dry_run: bool = False,
+        caused: bool = True,
     ) -> TargetResult:
-        """Write ``changes`` to one workload (caller holds its lock); never raises."""
-        ref = workload.ref
-        kind = workload.kind
+        """Write ``changes`` to one workload (the caller holds its lock); never raises.
+
+        ``caused``: a tag move in the event being handled asked for this; only such
+        decisions are counted as dry runs and timed (a write at start-up or after a
+        workload changed is not a reaction to a move the operator saw happen).
+        """
+        ref, kind = workload.ref, workload.kind
         what = describe_changes(changes)
-        result = TargetResult(
-            kind,
-            ref.name,
-            Reason.Applied,
-            what,
-            image=changes[0].new_image,
-            containers=tuple(c.container.key for c in changes),
-            changed=True,
-        )
+        image = changes[0].new_image
+        containers = tuple(c.container.key for c in changes)
         if dry_run or self.settings.dry_run:
-            self.metrics.target_updates.labels(kind, source, "dry_run").inc()
-            log.info("dry run: would update %s: %s", ref, what)
+            if caused:
+                self.metrics.target_updates.labels(kind, source, "dry_run").inc()
+                log.info("dry run: would update %s: %s", ref, what)
             return TargetResult(
                 kind,
                 ref.name,
                 Reason.DryRun,
                 f"would set {what}",
-                image=changes[0].new_image,
-                containers=result.containers,
+                image=image,
+                containers=containers,
             )
         ops = workload_patch(kind, changes, annotations=workload.annotations, now=utcnow())
         try:
@@ -222,10 +258,13 @@ class Reconciler:
         except InvalidPatchError:
             # It changed under us; its watch event will re-plan from the new state.
             log.info("%s changed while being updated; will re-plan", ref)
-            return TargetResult(kind, ref.name, Reason.Unchanged, "changed meanwhile; re-planning")
+            return TargetResult(kind, ref.name, Reason.Applied, "changed meanwhile; re-planning")
         except ForbiddenError as error:
             self.metrics.target_updates.labels(kind, source, "failed").inc()
-            await self._warn_once(ref, "Forbidden", f"cannot update {ref}: {error.server_message}")
+            if source == ANNOTATION:  # an ImageTrigger says it in its status instead
+                await self._warn_once(
+                    ref, "Forbidden", f"cannot update {ref}: {error.server_message}"
+                )
             return TargetResult(kind, ref.name, Reason.Forbidden, error.server_message)
         except ApiError as error:
             self.metrics.target_updates.labels(kind, source, "failed").inc()
@@ -233,22 +272,31 @@ class Reconciler:
             return TargetResult(kind, ref.name, Reason.Failed, error.server_message)
         self.overlay.record(workload, changes)
         self.metrics.target_updates.labels(kind, source, "updated").inc()
-        self._observe_latency(kind, changes)
+        if caused:
+            for change in changes:
+                self._observe(kind, change.source, change.new_image)
         log.info("updated %s: %s", ref, what)
         await self.events.normal(ref, "ImageUpdated", f"{what} (following {changes[0].source})")
-        return result
+        return TargetResult(
+            kind,
+            ref.name,
+            Reason.Applied,
+            f"runs {image}",
+            image=image,
+            containers=containers,
+            changed=True,
+        )
 
-    def _observe_latency(self, kind: str, changes: Iterable[ImageChange]) -> None:
-        for change in changes:
-            source = change.source
-            seen = self.observed.get((source.namespace, source.stream, source.tag))
-            if seen is not None and seen[0] == change.new_image:
-                self.metrics.trigger_latency.labels(kind).observe(time.monotonic() - seen[1])
-            stream = self.world.stream(source.namespace, source.stream) if self.world else None
-            image = stream.tags.get(source.tag) if stream else None
-            age = _age_seconds(image.created if image else None)
-            if age is not None:
-                self.metrics.image_age.labels(kind).observe(age)
+    def _observe(self, kind: str, source: TagRef, reference: str) -> None:
+        """Latency since the tag's move was observed, and the image's age, at a completed write."""
+        seen = self.observed.get((source.namespace, source.stream, source.tag))
+        if seen is not None and seen[0] == reference:
+            self.metrics.trigger_latency.labels(kind).observe(time.monotonic() - seen[1])
+        stream = self.world.stream(source.namespace, source.stream) if self.world else None
+        image = stream.tags.get(source.tag) if stream else None
+        age = _age_seconds(image.created if image else None)
+        if age is not None:
+            self.metrics.image_age.labels(kind).observe(age)
 
     async def _warn_once(self, ref: ObjectRef, reason: str, message: str) -> None:
         key = ("warning", ref.kind, ref.namespace, ref.name, reason)
@@ -258,10 +306,10 @@ class Reconciler:
         log.warning("%s", message)
         await self.events.warning(ref, reason, message)
 
-    # -- ImageTrigger resources --------------------------------------------------------
+    # -- ImageTrigger resources ---------------------------------------------------------
 
     async def reconcile_trigger(
-        self, namespace: str, name: str, *, woken_by_stream: bool = False
+        self, namespace: str, name: str, *, moved: Moved = NOTHING_MOVED
     ) -> None:
         world = self.world
         assert world is not None
@@ -279,40 +327,45 @@ class Reconciler:
                 trigger = dataclasses.replace(trigger, status=written)
             plan = plan_trigger(world, trigger)
             if plan.blocked is Reason.InvalidSpec:
-                await self._report_invalid_spec(trigger, plan.message)
+                self._count_invalid_spec(trigger, plan.message)
             spec = trigger.spec
             suspended = bool(spec and spec.suspend)
+            # Suspended: still planned and reported (as a dry run), never written.
             dry_run = bool(spec and spec.dry_run) or suspended
+            caused = plan.source is not None and _moved(plan.source, moved)
             results = await asyncio.gather(
                 *(
-                    self._act_on_target(plan, target, dry_run=dry_run, woken=woken_by_stream)
-                    for target in plan.targets
+                    self._act_on_target(plan, t, dry_run=dry_run, caused=caused)
+                    for t in plan.targets
                 )
             )
             await self._write_status(trigger, plan, list(results), suspended=suspended)
 
-    async def _report_invalid_spec(self, trigger: TriggerInfo, message: str) -> None:
+    def _count_invalid_spec(self, trigger: TriggerInfo, message: str) -> None:
+        # The Warning Event comes with the Ready condition's transition (_write_status).
         key = (IMAGETRIGGER, trigger.ref.namespace, trigger.ref.name)
-        if self.warned.get(key) == message:
-            return
-        self.warned[key] = message
-        self.metrics.invalid_triggers.labels(IMAGETRIGGER, Reason.InvalidSpec).inc()
-        await self.events.warning(trigger.ref, Reason.InvalidSpec, message)
+        if self.warned.get(key) != message:
+            self.warned[key] = message
+            self.metrics.invalid_triggers.labels(IMAGETRIGGER, Reason.InvalidSpec).inc()
 
     async def _act_on_target(
-        self, plan: TriggerPlan, target: TargetPlan, *, dry_run: bool, woken: bool
+        self, plan: TriggerPlan, target: TargetPlan, *, dry_run: bool, caused: bool
     ) -> TargetResult:
         assert plan.image is not None
-        assert plan.source is not None
-        if woken and target.reason is Reason.Unchanged and target.workload is not None:
-            self.metrics.target_updates.labels(target.kind, IMAGETRIGGER, "unchanged").inc()
-        if target.reason is not Reason.Applied:
-            image = plan.image.reference if target.reason is Reason.Unchanged else ""
+        reference = plan.image.reference
+        if target.reason is Reason.Unchanged:
+            if caused and target.workload is not None:
+                self.metrics.target_updates.labels(target.kind, IMAGETRIGGER, "unchanged").inc()
+            # A target that follows the source reads the same whoever wrote it last, so
+            # the status does not change (and is not written again) after our own write.
+            verb = "built from" if target.buildconfig is not None else "runs"
             return TargetResult(
-                target.kind, target.name, target.reason, target.message, image=image
+                target.kind, target.name, Reason.Applied, f"{verb} {reference}", image=reference
             )
+        if target.reason is not Reason.Applied:
+            return TargetResult(target.kind, target.name, target.reason, target.message)
         if target.buildconfig is not None:
-            return await self._build(plan, target, dry_run=dry_run)
+            return await self._build(plan, target, dry_run=dry_run, caused=caused)
         assert target.workload is not None
         ref = target.workload.ref
         async with self.locks[(ref.kind, ref.namespace, ref.name)]:
@@ -322,36 +375,34 @@ class Reconciler:
             changes = still_valid(target.changes, workload)
             if not changes:
                 return TargetResult(
-                    target.kind,
-                    target.name,
-                    Reason.Unchanged,
-                    "already up to date",
-                    image=plan.image.reference,
+                    target.kind, target.name, Reason.Applied, f"runs {reference}", image=reference
                 )
-            result = await self._write_workload(workload, changes, IMAGETRIGGER, dry_run=dry_run)
+            result = await self._write_workload(
+                workload, changes, IMAGETRIGGER, dry_run=dry_run, caused=caused
+            )
         if result.changed:
             await self.events.normal(
-                plan.trigger.ref, "ImageUpdated", f"{target.key}: {result.message}"
+                plan.trigger.ref, "ImageUpdated", f"{target.key}: {describe_changes(changes)}"
             )
         return result
 
-    async def _build(self, plan: TriggerPlan, target: TargetPlan, *, dry_run: bool) -> TargetResult:
+    async def _build(
+        self, plan: TriggerPlan, target: TargetPlan, *, dry_run: bool, caused: bool
+    ) -> TargetResult:
         assert plan.image is not None
         assert plan.source is not None
         assert target.buildconfig is not None
         bc, source, reference = target.buildconfig, plan.source, plan.image.reference
         kind = TargetKind.BuildConfig
+        built = TargetResult(
+            kind, bc.ref.name, Reason.Applied, f"built from {reference}", image=reference
+        )
         async with self.locks[(kind, bc.ref.namespace, bc.ref.name)]:
             if self.overlay.built(bc, source, reference):
-                return TargetResult(
-                    kind,
-                    bc.ref.name,
-                    Reason.Unchanged,
-                    f"a build for {reference} was already started",
-                    image=reference,
-                )
+                return built
             if dry_run or self.settings.dry_run:
-                self.metrics.builds.labels("dry_run").inc()
+                if caused:
+                    self.metrics.builds.labels("dry_run").inc()
                 return TargetResult(
                     kind,
                     bc.ref.name,
@@ -367,8 +418,8 @@ class Reconciler:
                         build_request(bc.ref.name, bc.ref.namespace, source, reference),
                     )
             except ForbiddenError as error:
+                # Reported by the ImageTrigger's status (and its Warning on the transition).
                 self.metrics.builds.labels("failed").inc()
-                await self._warn_once(plan.trigger.ref, "Forbidden", error.server_message)
                 return TargetResult(kind, bc.ref.name, Reason.Forbidden, error.server_message)
             except ApiError as error:
                 self.metrics.builds.labels("failed").inc()
@@ -377,22 +428,15 @@ class Reconciler:
             self.overlay.record_build(bc, source, reference)
         if build is None:
             self.metrics.builds.labels("already_built").inc()
-            return TargetResult(
-                kind,
-                bc.ref.name,
-                Reason.Unchanged,
-                f"OpenShift had already built {reference}",
-                image=reference,
-            )
+            return built
         self.metrics.builds.labels("started").inc()
-        self._observe_latency(kind, [])
+        if caused:
+            self._observe(kind, source, reference)
         message = f"started Build {build} for {reference}"
         log.info("%s: %s", bc.ref, message)
         await self.events.normal(bc.ref, "BuildStarted", f"{message} (following {source})")
         await self.events.normal(plan.trigger.ref, "BuildStarted", f"{target.key}: {message}")
-        return TargetResult(
-            kind, bc.ref.name, Reason.Applied, message, image=reference, changed=True
-        )
+        return dataclasses.replace(built, changed=True)
 
     async def _write_status(
         self,
@@ -435,7 +479,7 @@ class Reconciler:
             self.statuses.pop((trigger.ref.namespace, trigger.ref.name), None)
             log.warning("could not write the status of %s: %s", trigger.ref, error)
 
-    # -- bookkeeping -----------------------------------------------------------------
+    # -- bookkeeping --------------------------------------------------------------------
 
     def _current(self, workload: WorkloadInfo) -> WorkloadInfo:
         """The workload as the index has it now, with our writes in flight applied."""
@@ -467,7 +511,7 @@ class Reconciler:
     async def resync(self) -> None:
         """Re-plan every follower of every known stream from memory (no API reads)."""
         for namespace, stream in list(self.seen):
-            await self.wake_followers(namespace, stream, woken=False)
+            await self.wake_followers(namespace, stream, moved=NOTHING_MOVED)
 
 
 def still_valid(changes: Iterable[ImageChange], workload: WorkloadInfo) -> tuple[ImageChange, ...]:

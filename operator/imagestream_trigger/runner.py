@@ -53,6 +53,11 @@ def required_permissions(settings: Settings) -> list[Permission]:
         wanted += [Permission(v, resource.group, resource.plural) for v in ("list", "watch")]
         if resource.plural == "buildconfigs":
             wanted.append(Permission("create", resource.group, "buildconfigs", "instantiate"))
+            # OpenShift also checks the build strategy when instantiating.
+            wanted += [
+                Permission("create", resource.group, "builds", strategy)
+                for strategy in ("docker", "source", "custom", "jenkinspipeline")
+            ]
         elif not settings.dry_run:
             wanted.append(Permission("patch", resource.group, resource.plural))
         del kind
@@ -138,7 +143,13 @@ async def preflight(api: Api, settings: Settings) -> None:
 
 async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
     metrics = Metrics()
-    api = await Api.connect(metrics, pool=max(8, settings.max_concurrent_writes * 2))
+    try:
+        api = await Api.connect(metrics, pool=max(8, settings.max_concurrent_writes * 2))
+    except Exception as error:  # the client's config loaders raise many kinds of errors
+        raise ConfigurationError(
+            f"no usable Kubernetes credentials: {error}. In a pod the ServiceAccount is used; "
+            "elsewhere set KUBECONFIG or create ~/.kube/config."
+        ) from None
     try:
         await preflight(api, settings)
         if settings.metrics_port:

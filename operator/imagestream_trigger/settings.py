@@ -32,8 +32,9 @@ class Settings(BaseModel):
         default=True,
         description=(
             "Honour OpenShift's image.openshift.io/triggers annotation on Deployments, "
-            "StatefulSets, DaemonSets and CronJobs. Turn off where OpenShift's own "
-            "controller already serves it and only ImageTriggers should be handled here."
+            "StatefulSets, DaemonSets and CronJobs (OpenShift's own controller serves it "
+            "too: both write the same image; turn this off to leave it to OpenShift and "
+            "handle ImageTriggers only)."
         ),
     )
     dry_run: bool = Field(

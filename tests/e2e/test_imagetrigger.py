@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -328,13 +329,43 @@ def test_missing_rbac_rule_is_reported_as_forbidden(
         namespace,
         image_trigger("follow", "app:latest", [{"kind": "BuildConfig", "name": "app-build"}]),
     )
+    operator = run_operator()
+    # An administrator tightens RBAC while the operator runs (the pre-flight check
+    # passed): the refusal must surface in the ImageTrigger's status.
     role = without_rule(shipped_cluster_role(), "builds/docker")
-    operator = run_operator(role=role)
+    role["metadata"]["name"] = f"imagestream-trigger-{namespace}"
+    kube.apply(role)
+    _wait_until_denied(kube, namespace)
     imported(kube, namespace)
 
     trigger = wait_reason(kube, namespace, "Forbidden")
     assert "builds/docker" in ready(trigger)["message"]
     assert operator.metrics()['imagestream_trigger_builds_total{result="failed"}'] >= 1
+
+
+def _wait_until_denied(kube: Kube, namespace: str) -> None:
+    """Until the RBAC cache no longer lets the operator create docker builds."""
+    review = {
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SubjectAccessReview",
+        "spec": {
+            "user": f"system:serviceaccount:{namespace}:imagestream-trigger",
+            "groups": ["system:serviceaccounts", f"system:serviceaccounts:{namespace}"],
+            "resourceAttributes": {
+                "verb": "create",
+                "group": "build.openshift.io",
+                "resource": "builds",
+                "subresource": "docker",
+                "namespace": namespace,
+            },
+        },
+    }
+    deadline = time.monotonic() + 10
+    while kube.create("/apis/authorization.k8s.io/v1/subjectaccessreviews", review)["status"].get(
+        "allowed"
+    ):
+        assert time.monotonic() < deadline, "the ClusterRole change never took effect"
+        time.sleep(0.05)
 
 
 def test_preflight_names_a_missing_permission(

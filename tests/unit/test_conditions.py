@@ -358,7 +358,8 @@ def test_image_kept_when_blocked_without_one() -> None:
     )
     assert second["image"] == NEW
     assert second["shortDigest"] == "sha256:bbbbbbbbbbbb"
-    assert "targets" not in second
+    # The last results stay: they are the record of builds already started.
+    assert second["targets"] == first["targets"]
 
 
 def test_no_image_ever() -> None:
@@ -528,3 +529,23 @@ def test_second_pass_without_changes_gives_the_same_status(
     assert second == first
     third = status(previous=from_api(second), now=T2, results=quiet, **kwargs)
     assert third == first
+
+
+def test_stalled_when_a_later_target_needs_a_person() -> None:
+    got = status(
+        results=[
+            result(Reason.TargetNotFound, "gone"),
+            result(Reason.Forbidden, "api", message="cannot patch deployments"),
+        ]
+    )
+    assert ready(got)["reason"] == "TargetNotFound"
+    stalled = condition(got, "Stalled")
+    assert stalled is not None
+    assert stalled["reason"] == "Forbidden"
+    assert stalled["message"] == "Deployment/api: cannot patch deployments"
+
+
+def test_not_stalled_when_every_failure_can_heal() -> None:
+    got = status(results=[result(Reason.TargetNotFound, "later"), result(Reason.Failed, "flaky")])
+    assert ready(got)["status"] == "False"
+    assert condition(got, "Stalled") is None

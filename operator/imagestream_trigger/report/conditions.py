@@ -136,14 +136,26 @@ def trigger_status(
             generation=generation,
         )
     ]
-    if not ready and reason in STALLED:
+    # Stalled when anything wrong needs a person, even if it is not the first problem.
+    stalled = (
+        [reason]
+        if blocked in STALLED
+        else [r.result for r in results if r.result in STALLED and not suspended]
+    )
+    if not ready and stalled:
+        first = stalled[0]
+        why = (
+            message
+            if first is reason
+            else next(f"{r.key}: {r.message}" for r in results if r.result is first)
+        )
         conditions.append(
             _condition(
                 old.get("Stalled"),
                 "Stalled",
                 "True",
-                str(reason),
-                message,
+                str(first),
+                why,
                 now=now,
                 generation=generation,
             )
@@ -156,6 +168,10 @@ def trigger_status(
         status["shortDigest"] = short_digest(image)
     if results:
         status["targets"] = [r.as_status() for r in results]
+    elif blocked is not None and previous.get("targets"):
+        # Blocked for now: keep the last results, which are also the record of the
+        # builds already started (see plan.plan_trigger).
+        status["targets"] = list(previous["targets"])
 
     changed = [r for r in results if r.changed]
     last = previous.get("lastTriggerTime")

@@ -9,9 +9,26 @@ from __future__ import annotations
 
 from typing import Final
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, start_http_server
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    disable_created_metrics,
+    start_http_server,
+)
 
 from imagestream_trigger import __version__
+from imagestream_trigger.api import WORKLOAD_KINDS, Reason, TargetKind
+from imagestream_trigger.triggers import ProblemCode
+
+# The *_created series would double the series count and tell nothing useful here.
+disable_created_metrics()  # type: ignore[no-untyped-call]  # unannotated upstream
+
+SOURCES: Final = ("annotation", "imagetrigger")
+UPDATE_RESULTS: Final = ("updated", "unchanged", "dry_run", "failed")
+BUILD_RESULTS: Final = ("started", "already_built", "dry_run", "failed")
 
 PREFIX: Final = "imagestream_trigger"
 # From a tag move to the write: milliseconds when all is well, seconds under a burst.
@@ -88,6 +105,28 @@ class Metrics:
             ["verb", "resource", "code"],
             registry=r,
         )
+
+        self._zero_series()
+
+    def _zero_series(self) -> None:
+        """Create every bounded label combination at 0.
+
+        A counter series born at 1 hides its first increment from increase() and
+        rate(), so the first failure or the first update would go unseen.
+        """
+        for kind in sorted(WORKLOAD_KINDS):
+            self.annotated_workloads.labels(kind)
+            for source in SOURCES:
+                for result in UPDATE_RESULTS:
+                    self.target_updates.labels(kind, source, result)
+        for kind in TargetKind:
+            self.trigger_latency.labels(kind)
+            self.image_age.labels(kind)
+        for result in BUILD_RESULTS:
+            self.builds.labels(result)
+        for code in ProblemCode:
+            self.invalid_triggers.labels(SOURCES[0], code)
+        self.invalid_triggers.labels(SOURCES[1], Reason.InvalidSpec)
 
     def serve(self, port: int, address: str = "0.0.0.0") -> None:
         """Serve /metrics from a daemon thread (prometheus-client's own server)."""
