@@ -339,6 +339,15 @@ class Reconciler:
                     for t in plan.targets
                 )
             )
+            changed = [r for r in results if r.changed]
+            if changed and plan.image is not None:
+                # One Event on the trigger per pass, naming every target it moved (each
+                # target also gets its own Event).
+                await self.events.normal(
+                    trigger.ref,
+                    "ImageUpdated",
+                    f"{', '.join(r.key for r in changed)} now follow {plan.image.reference}",
+                )
             await self._write_status(trigger, plan, list(results), suspended=suspended)
 
     def _count_invalid_spec(self, trigger: TriggerInfo, message: str) -> None:
@@ -379,10 +388,6 @@ class Reconciler:
                 )
             result = await self._write_workload(
                 workload, changes, IMAGETRIGGER, dry_run=dry_run, caused=caused
-            )
-        if result.changed:
-            await self.events.normal(
-                plan.trigger.ref, "ImageUpdated", f"{target.key}: {describe_changes(changes)}"
             )
         return result
 
@@ -435,7 +440,6 @@ class Reconciler:
         message = f"started Build {build} for {reference}"
         log.info("%s: %s", bc.ref, message)
         await self.events.normal(bc.ref, "BuildStarted", f"{message} (following {source})")
-        await self.events.normal(plan.trigger.ref, "BuildStarted", f"{target.key}: {message}")
         return dataclasses.replace(built, changed=True)
 
     async def _write_status(

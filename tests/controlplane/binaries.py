@@ -52,8 +52,28 @@ def cache_root() -> Path:
     return Path(os.environ.get("IMAGESTREAM_TRIGGER_CACHE", REPO / ".cache"))
 
 
+def _ldflags() -> str:
+    """Stamp the real release into the binaries, as the upstream release build does.
+
+    Without it kube-apiserver and kubectl report v0.0.0-master (which helm's
+    kubeVersion checks refuse) and helm assumes Kubernetes 1.20.
+    """
+    version = kubernetes_version()
+    major, minor = version.lstrip("v").split(".")[:2]
+    stamps = {
+        "k8s.io/component-base/version.gitVersion": version,
+        "k8s.io/component-base/version.gitMajor": major,
+        "k8s.io/component-base/version.gitMinor": minor,
+        "k8s.io/component-base/version.gitTreeState": "clean",
+        "helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor": major,
+        "helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor": minor,
+    }
+    return " ".join(["-s", "-w", *(f"-X {key}={value}" for key, value in stamps.items())])
+
+
 def _source_hash() -> str:
     digest = hashlib.sha256()
+    digest.update(_ldflags().encode())
     for path in sorted([HERE / "go.mod", HERE / "go.sum", *HERE.glob("cmd/*/*.go")]):
         digest.update(path.relative_to(HERE).as_posix().encode())
         digest.update(path.read_bytes())
@@ -112,7 +132,7 @@ def _build(names: list[str], target: Path, *, quiet: bool) -> None:
             flush=True,
         )
     with tempfile.TemporaryDirectory(dir=target) as tmp:
-        cmd = [go, "build", "-trimpath", "-ldflags=-s -w", "-o", tmp + "/"]
+        cmd = [go, "build", "-trimpath", f"-ldflags={_ldflags()}", "-o", tmp + "/"]
         cmd += [_PACKAGES[n] for n in names]
         result = subprocess.run(cmd, cwd=HERE, capture_output=True, text=True)
         if result.returncode != 0:
