@@ -386,10 +386,9 @@ class Reconciler:
                 return TargetResult(
                     target.kind, target.name, Reason.Applied, f"runs {reference}", image=reference
                 )
-            result = await self._write_workload(
+            return await self._write_workload(
                 workload, changes, IMAGETRIGGER, dry_run=dry_run, caused=caused
             )
-        return result
 
     async def _build(
         self, plan: TriggerPlan, target: TargetPlan, *, dry_run: bool, caused: bool
