@@ -1,0 +1,490 @@
+"""The Helm chart: it lints, renders with every toggle, refuses bad values, and stays in
+step with manifests/ (the source of truth), and the real kube-apiserver accepts both.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import json
+import re
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.controlplane import binaries
+from tests.controlplane.cluster import ControlPlane
+
+REPO = Path(__file__).resolve().parents[2]
+CHART = REPO / "helm" / "imagestream-trigger"
+MANIFESTS = REPO / "manifests"
+NAMESPACE = "imagestream-trigger"
+ENV = "IMAGESTREAM_TRIGGER_"
+
+Objects = dict[tuple[str, str], dict[str, Any]]
+
+
+def by_kind_and_name(docs: list[dict[str, Any]]) -> Objects:
+    indexed: Objects = {}
+    for doc in docs:
+        key = (doc["kind"], doc["metadata"]["name"])
+        assert key not in indexed, f"{key} rendered twice"
+        indexed[key] = doc
+    return indexed
+
+
+def kinds(docs: list[dict[str, Any]]) -> set[str]:
+    return {d["kind"] for d in docs}
+
+
+def the(docs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    (found,) = [d for d in docs if d["kind"] == kind]
+    return found
+
+
+def container(deployment: dict[str, Any]) -> dict[str, Any]:
+    (operator,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert isinstance(operator, dict)
+    return operator
+
+
+def env_of(deployment: dict[str, Any]) -> dict[str, str]:
+    return {e["name"]: e.get("value", "") for e in container(deployment).get("env", [])}
+
+
+def readable_diff(what: str, manifests: Any, chart: Any) -> str:
+    def dump(value: Any) -> list[str]:
+        return yaml.safe_dump(value, sort_keys=True, default_flow_style=False).splitlines()
+
+    lines = difflib.unified_diff(
+        dump(manifests), dump(chart), "manifests/ (kubectl kustomize)", "helm template", lineterm=""
+    )
+    return f"{what} differs between manifests/ and the chart:\n" + "\n".join(lines)
+
+
+def assert_same(what: str, manifests: Any, chart: Any) -> None:
+    assert manifests == chart, readable_diff(what, manifests, chart)
+
+
+# -- lint and render ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "values",
+    [[], ["dashboard.enabled=true", "watchNamespaces={team-a,team-*}"]],
+    ids=["defaults", "everything-on"],
+)
+def test_helm_lint_strict_passes(helm: Any, values: list[str]) -> None:
+    args = ["lint", "--strict", str(CHART), "--kube-version", binaries.kubernetes_version()]
+    for value in values:
+        args += ["--set", value]
+    result = helm.run(*args)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 chart(s) failed" in result.stdout
+    # `fail` in a template is only an [INFO] line for helm lint: make sure there is none.
+    assert "execution error" not in result.stdout + result.stderr
+
+
+def test_defaults_render_what_manifests_install(helm: Any) -> None:
+    docs = helm.render()
+    assert {(d["kind"], d["metadata"]["name"]) for d in docs} == {
+        ("ServiceAccount", "imagestream-trigger"),
+        ("ClusterRole", "imagestream-trigger"),
+        ("ClusterRoleBinding", "imagestream-trigger"),
+        ("Deployment", "imagestream-trigger"),
+        ("Service", "imagestream-trigger-metrics"),
+        ("ServiceMonitor", "imagestream-trigger"),
+        ("PrometheusRule", "imagestream-trigger"),
+    }
+    for doc in docs:
+        if doc["kind"] not in ("ClusterRole", "ClusterRoleBinding"):
+            assert doc["metadata"]["namespace"] == NAMESPACE, doc["kind"]
+    # The CRD ships in crds/: installed by `helm install`, rendered only on request.
+    with_crds = helm.render(include_crds=True)
+    assert "CustomResourceDefinition" in kinds(with_crds)
+
+
+@pytest.mark.parametrize(
+    ("toggle", "kind"),
+    [
+        ("serviceMonitor", "ServiceMonitor"),
+        ("prometheusRule", "PrometheusRule"),
+        ("dashboard", "ConfigMap"),
+    ],
+)
+@pytest.mark.parametrize("enabled", [True, False], ids=["on", "off"])
+def test_each_toggle_adds_or_removes_its_object(
+    helm: Any, toggle: str, kind: str, enabled: bool
+) -> None:
+    docs = helm.render(f"{toggle}.enabled={str(enabled).lower()}")
+    assert (kind in kinds(docs)) is enabled
+    assert {"Deployment", "Service", "ClusterRole"} <= kinds(docs)
+
+
+def test_all_toggles_off_leaves_the_operator_alone(helm: Any) -> None:
+    docs = helm.render(
+        "serviceMonitor.enabled=false",
+        "prometheusRule.enabled=false",
+        "dashboard.enabled=false",
+        "serviceAccount.create=false",
+    )
+    assert kinds(docs) == {"ClusterRole", "ClusterRoleBinding", "Deployment", "Service"}
+
+
+def test_dashboard_configmap_carries_the_dashboard_json(helm: Any) -> None:
+    docs = helm.render(
+        "dashboard.enabled=true", "dashboard.namespace=grafana", "dashboard.labels.team=ops"
+    )
+    configmap = the(docs, "ConfigMap")
+    assert configmap["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert configmap["metadata"]["labels"]["team"] == "ops"
+    assert configmap["metadata"]["namespace"] == "grafana"
+    shipped = (CHART / "dashboards" / "imagestream-trigger.json").read_text()
+    assert json.loads(configmap["data"]["imagestream-trigger.json"]) == json.loads(shipped)
+
+
+def test_values_reach_the_operator_environment(helm: Any) -> None:
+    docs = helm.render(
+        "watchNamespaces={team-a,team-*,!team-x}",
+        "nativeAnnotations=false",
+        "dryRun=true",
+        "logFormat=text",
+        "logLevel=debug",
+        "metrics.port=9090",
+        "health.port=9091",
+        "image.repository=quay.io/acme/imagestream-trigger",
+        "image.tag=1.2.3",
+        "image.pullPolicy=IfNotPresent",
+        "nodeSelector.role=infra",
+        "tolerations[0].key=infra",
+        "tolerations[0].operator=Exists",
+        "affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution"
+        ".nodeSelectorTerms[0].matchExpressions[0].key=zone",
+        "affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution"
+        ".nodeSelectorTerms[0].matchExpressions[0].operator=Exists",
+        "extraEnv[0].name=IMAGESTREAM_TRIGGER_RESYNC_SECONDS",
+        "serviceMonitor.interval=15s",
+        "serviceMonitor.labels.release=prometheus",
+        "prometheusRule.labels.role=alert-rules",
+        strings=["extraEnv[0].value=300"],
+    )
+    deployment = the(docs, "Deployment")
+    assert env_of(deployment) == {
+        f"{ENV}NAMESPACES": "team-a,team-*,!team-x",
+        f"{ENV}NATIVE_ANNOTATIONS": "false",
+        f"{ENV}DRY_RUN": "true",
+        f"{ENV}LOG_FORMAT": "text",
+        f"{ENV}LOG_LEVEL": "debug",
+        f"{ENV}METRICS_PORT": "9090",
+        f"{ENV}HEALTH_PORT": "9091",
+        f"{ENV}RESYNC_SECONDS": "300",
+    }
+    operator = container(deployment)
+    assert operator["image"] == "quay.io/acme/imagestream-trigger:1.2.3"
+    assert operator["imagePullPolicy"] == "IfNotPresent"
+    assert {p["name"]: p["containerPort"] for p in operator["ports"]} == {
+        "metrics": 9090,
+        "health": 9091,
+    }
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["nodeSelector"] == {"role": "infra"}
+    assert pod["tolerations"] == [{"key": "infra", "operator": "Exists"}]
+    assert "nodeAffinity" in pod["affinity"]
+    assert the(docs, "Service")["spec"]["ports"][0]["port"] == 9090
+    monitor = the(docs, "ServiceMonitor")
+    assert monitor["spec"]["endpoints"][0]["interval"] == "15s"
+    assert monitor["metadata"]["labels"]["release"] == "prometheus"
+    assert the(docs, "PrometheusRule")["metadata"]["labels"]["role"] == "alert-rules"
+
+
+def test_empty_image_tag_means_the_app_version(helm: Any) -> None:
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    deployment = the(helm.render("image.tag="), "Deployment")
+    assert container(deployment)["image"].endswith(":" + chart["appVersion"])
+
+
+def test_another_release_name_prefixes_every_object(helm: Any) -> None:
+    docs = helm.render(release="ops", namespace="tools", include_crds=False)
+    names = {(d["kind"], d["metadata"]["name"]) for d in docs}
+    assert ("Deployment", "ops-imagestream-trigger") in names
+    assert ("Service", "ops-imagestream-trigger-metrics") in names
+    binding = the(docs, "ClusterRoleBinding")
+    assert binding["roleRef"]["name"] == "ops-imagestream-trigger"
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "ops-imagestream-trigger", "namespace": "tools"}
+    ]
+    # The PrometheusRule's OperatorDown alert matches job=~".*imagestream-trigger.*": the
+    # metrics Service (the job label) must keep that in its name.
+    assert "imagestream-trigger" in the(docs, "Service")["metadata"]["name"]
+
+
+@pytest.mark.parametrize(
+    ("values", "field", "problem"),
+    [
+        (["logFormat=xml"], "/logFormat", "value must be one of 'text', 'json'"),
+        (["logLevel=trace"], "/logLevel", "value must be one of"),
+        (["image.pullPolicy=Sometimes"], "/image/pullPolicy", "value must be one of"),
+        (["metrics.port=0"], "/metrics/port", "minimum"),
+        (["health.port=70000"], "/health/port", "maximum"),
+        (["watchNamespaces=default"], "/watchNamespaces", "want array"),
+        (["watchNamespaces={a,b}", "watchNamespaces[1]=Bad_Name"], "/watchNamespaces/1", ""),
+        (["--set-string", "nativeAnnotations=yes"], "/nativeAnnotations", "want boolean"),
+        (["--set-string", "dryRun=1"], "/dryRun", "want boolean"),
+        (["serviceMonitor.interval=soon"], "/serviceMonitor/interval", "does not match pattern"),
+        (["serviceMonitor.enable=true"], "/serviceMonitor", "'enable' not allowed"),
+        (["logformat=json"], "''", "additional properties 'logformat' not allowed"),
+        (["nodeSelector.role=1"], "/nodeSelector/role", "want string"),
+        (["extraEnv[0].name=A", "extraEnv[0].value=300"], "/extraEnv/0/value", "want string"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else ",".join(v),
+)
+def test_values_breaking_the_schema_fail_naming_the_field(
+    helm: Any, values: list[str], field: str, problem: str
+) -> None:
+    args: list[str] = ["template", "x", str(CHART), "--kube-version", binaries.kubernetes_version()]
+    pending = iter(values)
+    for value in pending:
+        args += [value, next(pending)] if value.startswith("--") else ["--set", value]
+    result = helm.run(*args)
+    assert result.returncode != 0, f"accepted {values}:\n{result.stdout[:500]}"
+    assert "values don't meet the specifications of the schema" in result.stderr
+    assert f"at {field}" in result.stderr or f"at '{field}'" in result.stderr, result.stderr
+    assert problem in result.stderr, result.stderr
+
+
+def test_alerts_need_the_job_name_to_say_imagestream_trigger(helm: Any) -> None:
+    result = helm.template("fullnameOverride=ist")
+    assert result.returncode != 0
+    assert 'keep "imagestream-trigger" in fullnameOverride' in result.stderr, result.stderr
+    assert helm.template("fullnameOverride=ist", "prometheusRule.enabled=false").returncode == 0
+    assert helm.template("fullnameOverride=imagestream-trigger-ops").returncode == 0
+
+
+def test_metrics_and_health_ports_must_differ(helm: Any) -> None:
+    result = helm.template("health.port=8080")
+    assert result.returncode != 0
+    assert "metrics.port and health.port must differ" in result.stderr
+
+
+def test_chart_crd_is_byte_identical_to_manifests() -> None:
+    chart = (CHART / "crds" / "imagetriggers.yaml").read_bytes()
+    shipped = (MANIFESTS / "crd" / "imagetriggers.yaml").read_bytes()
+    assert chart == shipped, (
+        "helm/imagestream-trigger/crds/imagetriggers.yaml must be a copy of "
+        "manifests/crd/imagetriggers.yaml: cp manifests/crd/imagetriggers.yaml "
+        "helm/imagestream-trigger/crds/"
+    )
+
+
+def test_chart_alert_groups_are_a_copy_of_manifests() -> None:
+    (rule,) = [
+        d
+        for d in yaml.safe_load_all((MANIFESTS / "prometheusrule.yaml").read_text())
+        if d and d["kind"] == "PrometheusRule"
+    ]
+    copy = yaml.safe_load((CHART / "files" / "prometheusrule-groups.yaml").read_text())
+    assert_same("spec of the PrometheusRule", rule["spec"], copy)
+
+
+# -- drift: the chart renders what manifests/ installs -------------------------------
+
+
+@pytest.fixture(scope="module")
+def both(helm: Any, kustomize: Callable[..., str]) -> tuple[Objects, Objects]:
+    manifests = by_kind_and_name(
+        [d for d in yaml.safe_load_all(kustomize()) if d and d["kind"] != "Namespace"]
+    )
+    chart = by_kind_and_name(
+        helm.render(
+            "serviceMonitor.enabled=true",
+            "prometheusRule.enabled=true",
+            "dashboard.enabled=false",
+            include_crds=True,
+        )
+    )
+    return manifests, chart
+
+
+def test_manifests_and_chart_render_the_same_objects(both: tuple[Objects, Objects]) -> None:
+    manifests, chart = both
+    assert_same("the set of (kind, name)", sorted(manifests), sorted(chart))
+    for key, shipped in manifests.items():
+        rendered = chart[key]
+        assert rendered["apiVersion"] == shipped["apiVersion"], key
+        assert rendered["metadata"].get("namespace") == shipped["metadata"].get("namespace"), key
+        # The chart may add Helm's labels; it keeps every label manifests/ sets.
+        labels = shipped["metadata"].get("labels", {})
+        assert labels.items() <= rendered["metadata"].get("labels", {}).items(), readable_diff(
+            f"labels of {key}", labels, rendered["metadata"].get("labels", {})
+        )
+
+
+def test_cluster_role_rules_do_not_drift(both: tuple[Objects, Objects]) -> None:
+    manifests, chart = both
+    key = ("ClusterRole", "imagestream-trigger")
+    assert_same("ClusterRole rules", manifests[key]["rules"], chart[key]["rules"])
+    key = ("ClusterRoleBinding", "imagestream-trigger")
+    for field in ("roleRef", "subjects"):
+        assert_same(f"ClusterRoleBinding {field}", manifests[key][field], chart[key][field])
+
+
+def test_deployment_does_not_drift(both: tuple[Objects, Objects]) -> None:
+    manifests, chart = both
+    key = ("Deployment", "imagestream-trigger")
+    shipped, rendered = copy.deepcopy(manifests[key]), copy.deepcopy(chart[key])
+    shipped_container, rendered_container = container(shipped), container(rendered)
+    for field in (
+        "args",
+        "command",
+        "env",
+        "ports",
+        "livenessProbe",
+        "readinessProbe",
+        "resources",
+        "securityContext",
+        "volumeMounts",
+        "imagePullPolicy",
+    ):
+        assert_same(
+            f"the operator container's {field}",
+            shipped_container.get(field),
+            rendered_container.get(field),
+        )
+    # And everything else in the Deployment's spec, the image aside (kustomize `images:`
+    # and the chart's image values each set their own).
+    for spec in (shipped["spec"], rendered["spec"]):
+        for c in spec["template"]["spec"]["containers"]:
+            c.pop("image")
+    assert_same("the Deployment spec (image aside)", shipped["spec"], rendered["spec"])
+
+
+def test_service_monitor_and_alerts_do_not_drift(both: tuple[Objects, Objects]) -> None:
+    manifests, chart = both
+    for kind, name in (
+        ("Service", "imagestream-trigger-metrics"),
+        ("ServiceMonitor", "imagestream-trigger"),
+        ("PrometheusRule", "imagestream-trigger"),
+        ("CustomResourceDefinition", "imagetriggers.imagestream-trigger.dev"),
+    ):
+        key = (kind, name)
+        assert_same(f"the {kind}'s spec", manifests[key]["spec"], chart[key]["spec"])
+
+
+# -- the real kube-apiserver accepts both renders --------------------------------------
+
+
+def _server_dry_run(plane: ControlPlane, text: str) -> str:
+    result = plane.kubectl("apply", "--dry-run=server", "-f", "-", input=text)
+    assert result.returncode == 0, f"kube-apiserver refused:\n{result.stderr}"
+    return result.stdout
+
+
+def test_kube_apiserver_accepts_manifests_with_server_dry_run(
+    control_plane: ControlPlane,
+    monitoring_crds: list[str],
+    operator_namespace: str,
+    kustomize: Callable[..., str],
+) -> None:
+    out = _server_dry_run(control_plane, kustomize())
+    for expected in (
+        "namespace/imagestream-trigger",
+        "clusterrole.rbac.authorization.k8s.io/imagestream-trigger",
+        "deployment.apps/imagestream-trigger",
+        "service/imagestream-trigger-metrics",
+        "servicemonitor.monitoring.coreos.com/imagestream-trigger",
+        "prometheusrule.monitoring.coreos.com/imagestream-trigger",
+    ):
+        assert f"{expected} " in out, out
+    assert "(server dry run)" in out
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [],
+        [
+            "dashboard.enabled=true",
+            "watchNamespaces={team-a}",
+            "dryRun=true",
+            "logLevel=debug",
+            "nodeSelector.role=infra",
+            "tolerations[0].key=infra",
+            "tolerations[0].operator=Exists",
+        ],
+    ],
+    ids=["defaults", "everything-on"],
+)
+def test_kube_apiserver_accepts_the_chart_with_server_dry_run(
+    control_plane: ControlPlane,
+    monitoring_crds: list[str],
+    operator_namespace: str,
+    helm: Any,
+    values: list[str],
+) -> None:
+    result = helm.template(*values, include_crds=True)
+    assert result.returncode == 0, result.stderr
+    out = _server_dry_run(control_plane, result.stdout)
+    assert "deployment.apps/imagestream-trigger" in out
+    if values:
+        assert "configmap/imagestream-trigger-dashboard" in out
+
+
+def test_kube_apiserver_rejects_a_broken_prometheus_rule(
+    control_plane: ControlPlane, monitoring_crds: list[str], operator_namespace: str
+) -> None:
+    # The monitoring CRDs check what matters: the dry runs above prove something.
+    broken = {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PrometheusRule",
+        "metadata": {"name": "broken", "namespace": operator_namespace},
+        "spec": {"groups": [{"name": "g", "rules": [{"alert": "A", "for": "five minutes"}]}]},
+    }
+    result = control_plane.kubectl("apply", "--dry-run=server", "-f", "-", input=json.dumps(broken))
+    assert result.returncode != 0
+    assert "spec.groups[0].rules[0].expr: Required value" in result.stderr
+    assert "spec.groups[0].rules[0].for" in result.stderr
+
+
+def test_helm_install_dry_run_prints_notes_telling_how_to_check(
+    control_plane: ControlPlane,
+    monitoring_crds: list[str],
+    namespace: str,
+    helm: Any,
+    tmp_path: Path,
+) -> None:
+    # `helm install` reads the server's version, which the kube-apiserver built here
+    # reports as v0.0.0 (no release ldflags): a copy of the chart without kubeVersion
+    # lets helm's own install path (and server-side dry run) run here.
+    chart = tmp_path / "imagestream-trigger"
+    shutil.copytree(CHART, chart)
+    meta = chart / "Chart.yaml"
+    meta.write_text(re.sub(r"(?m)^kubeVersion:.*$", "", meta.read_text()))
+    result = helm.run(
+        "install",
+        "notes",
+        str(chart),
+        "--namespace",
+        namespace,
+        "--dry-run=server",
+        f"--kubeconfig={control_plane.kubeconfig}",
+        "--set",
+        "dashboard.enabled=true",
+    )
+    assert result.returncode == 0, result.stderr
+    notes = result.stdout[result.stdout.index("NOTES:") :]
+    for command in (
+        f"oc get pods -n {namespace} -l app.kubernetes.io/name=imagestream-trigger,"
+        "app.kubernetes.io/component=operator",
+        f"oc logs -n {namespace} deploy/notes-imagestream-trigger",
+        "oc get imagetriggers -A",
+        f"oc port-forward -n {namespace} svc/notes-imagestream-trigger-metrics 8080:8080",
+        "curl -s http://127.0.0.1:8080/metrics",
+        "Observe > Metrics",
+        "Observe > Alerting",
+        f"ConfigMap {namespace}/notes-imagestream-trigger-dashboard",
+    ):
+        assert command in notes, notes
