@@ -271,25 +271,7 @@ class ControlPlane:
     def _wait(self, proc: Process, url: str, deadline: float, *, token: str | None) -> None:
         context = self.ssl_context() if url.startswith("https") else None
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        last = ""
-        while time.monotonic() < deadline:
-            if proc.popen.poll() is not None:
-                raise StartError(
-                    f"{proc.name} exited with code {proc.popen.returncode} while starting; "
-                    f"last lines of {proc.log}:\n{proc.tail()}"
-                )
-            try:
-                request = urllib.request.Request(url, headers=headers)
-                with urllib.request.urlopen(request, timeout=2, context=context) as response:
-                    if response.status == 200:
-                        return
-            except (urllib.error.URLError, OSError) as error:
-                last = str(error)
-            time.sleep(0.1)
-        raise StartError(
-            f"{proc.name} was not ready at {url} in time ({last}); "
-            f"last lines of {proc.log}:\n{proc.tail()}"
-        )
+        wait_until_ready(proc, url, deadline, headers=headers, context=context)
 
     # -- clients -----------------------------------------------------------
 
@@ -329,6 +311,36 @@ class ControlPlane:
             text=True,
             timeout=120,
         )
+
+
+def wait_until_ready(
+    proc: Process,
+    url: str,
+    deadline: float,
+    *,
+    headers: dict[str, str] | None = None,
+    context: ssl.SSLContext | None = None,
+) -> None:
+    """Poll ``url`` until it answers 200; fail early, with the log tail, if ``proc`` dies."""
+    last = ""
+    while time.monotonic() < deadline:
+        if proc.popen.poll() is not None:
+            raise StartError(
+                f"{proc.name} exited with code {proc.popen.returncode} while starting; "
+                f"last lines of {proc.log}:\n{proc.tail()}"
+            )
+        try:
+            request = urllib.request.Request(url, headers=headers or {})
+            with urllib.request.urlopen(request, timeout=2, context=context) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError) as error:
+            last = str(error)
+        time.sleep(0.1)
+    raise StartError(
+        f"{proc.name} was not ready at {url} in time ({last}); "
+        f"last lines of {proc.log}:\n{proc.tail()}"
+    )
 
 
 def wait_for_ctrl_c() -> None:

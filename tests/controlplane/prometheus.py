@@ -32,7 +32,7 @@ from typing import Any
 
 import yaml
 
-from tests.controlplane.cluster import Process, StartError, free_port, spawn
+from tests.controlplane.cluster import Process, free_port, spawn, wait_until_ready
 
 PACKAGE = "prometheus"  # Debian's package: /usr/bin/prometheus and /usr/bin/promtool
 JOB = "imagestream-trigger-metrics"  # the metrics Service's name, which the job label takes
@@ -151,25 +151,7 @@ class Prometheus:
 
     def _wait_ready(self, timeout: float) -> None:
         assert self.process is not None
-        deadline = time.monotonic() + timeout
-        last = ""
-        while time.monotonic() < deadline:
-            if self.process.popen.poll() is not None:
-                raise StartError(
-                    f"prometheus exited with code {self.process.popen.returncode} while "
-                    f"starting; last lines of {self.process.log}:\n{self.process.tail()}"
-                )
-            try:
-                with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as response:
-                    if response.status == 200:
-                        return
-            except (urllib.error.URLError, OSError) as error:
-                last = str(error)
-            time.sleep(0.1)
-        raise StartError(
-            f"prometheus was not ready at {self.url}/-/ready in {timeout}s ({last}); "
-            f"last lines of {self.process.log}:\n{self.process.tail()}"
-        )
+        wait_until_ready(self.process, f"{self.url}/-/ready", time.monotonic() + timeout)
 
     def stop(self) -> None:
         if self.process is not None:

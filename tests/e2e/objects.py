@@ -155,3 +155,27 @@ def buildconfig(name: str, tag: str = "app:latest") -> dict[str, Any]:
 def events_for(kube: Kube, namespace: str, name: str) -> list[dict[str, Any]]:
     events = kube.get(path_for("v1", "events", namespace))["items"]
     return [e for e in events if e["involvedObject"]["name"] == name]
+
+
+def annotated_web(kube: Kube, namespace: str, *, annotation: str | None = None) -> str:
+    """The common case: ImageStream app and Deployment web following app:latest by annotation.
+
+    Returns the Deployment's path; ``annotation`` replaces the default (valid) one.
+    """
+    image_stream(kube, namespace)
+    create(
+        kube,
+        namespace,
+        workload(
+            "Deployment",
+            "web",
+            {"web": f"{REPO}:latest"},
+            annotation=annotation if annotation is not None else trigger_annotation(by_name("web")),
+        ),
+    )
+    return workload_path("Deployment", namespace, "web")
+
+
+def web_image(kube: Kube, namespace: str) -> str:
+    image: str = images_of(kube.get(workload_path("Deployment", namespace, "web")))["web"]
+    return image

@@ -11,6 +11,7 @@ from tests.controlplane.kube import Kube, path_for
 from tests.controlplane.operator_process import OperatorProcess
 from tests.e2e.objects import (
     REPO,
+    annotated_web,
     by_name,
     create,
     events_for,
@@ -18,6 +19,7 @@ from tests.e2e.objects import (
     images_of,
     imported,
     trigger_annotation,
+    web_image,
     workload,
     workload_path,
 )
@@ -64,17 +66,7 @@ def test_tag_change_updates_the_chosen_container_and_leaves_the_sidecar(
 def test_reimport_of_the_same_digest_writes_nothing(
     kube: Kube, namespace: str, operator: OperatorProcess
 ) -> None:
-    image_stream(kube, namespace)
-    create(
-        kube,
-        namespace,
-        workload(
-            "Deployment",
-            "web",
-            {"web": f"{REPO}:latest"},
-            annotation=trigger_annotation(by_name("web")),
-        ),
-    )
+    annotated_web(kube, namespace)
     first = imported(kube, namespace)
     done = kube.wait_for(
         workload_path("Deployment", namespace, "web"),
@@ -108,13 +100,7 @@ def test_reimport_of_the_same_digest_writes_nothing(
 def test_paused_as_a_string_is_reported_and_changes_nothing(
     kube: Kube, namespace: str, operator: OperatorProcess
 ) -> None:
-    image_stream(kube, namespace)
-    annotation = trigger_annotation(by_name("web", paused="false"))
-    create(
-        kube,
-        namespace,
-        workload("Deployment", "web", {"web": f"{REPO}:latest"}, annotation=annotation),
-    )
+    annotated_web(kube, namespace, annotation=trigger_annotation(by_name("web", paused="false")))
     imported(kube, namespace)
 
     warning = kube.wait_for(
@@ -123,10 +109,7 @@ def test_paused_as_a_string_is_reported_and_changes_nothing(
     )["items"]
     messages = [e["message"] for e in warning if e["involvedObject"]["name"] == "web"]
     assert any("paused" in m and "boolean" in m for m in messages), messages
-    assert (
-        images_of(kube.get(workload_path("Deployment", namespace, "web")))["web"]
-        == f"{REPO}:latest"
-    )
+    assert web_image(kube, namespace) == f"{REPO}:latest"
     metrics = operator.metrics()
     assert (
         metrics.get(
@@ -139,42 +122,19 @@ def test_paused_as_a_string_is_reported_and_changes_nothing(
 def test_unknown_container_is_reported(
     kube: Kube, namespace: str, operator: OperatorProcess
 ) -> None:
-    image_stream(kube, namespace)
-    create(
-        kube,
-        namespace,
-        workload(
-            "Deployment",
-            "web",
-            {"web": f"{REPO}:latest"},
-            annotation=trigger_annotation(by_name("wbe")),
-        ),
-    )
+    annotated_web(kube, namespace, annotation=trigger_annotation(by_name("wbe")))
     imported(kube, namespace)
     kube.wait_for(
         path_for("v1", "events", namespace),
         lambda _: any("wbe" in e["message"] for e in events_for(kube, namespace, "web")),
     )
-    assert (
-        images_of(kube.get(workload_path("Deployment", namespace, "web")))["web"]
-        == f"{REPO}:latest"
-    )
+    assert web_image(kube, namespace) == f"{REPO}:latest"
 
 
 def test_a_change_made_while_stopped_is_applied_at_start(
     kube: Kube, namespace: str, run_operator: Callable[..., OperatorProcess]
 ) -> None:
-    image_stream(kube, namespace)
-    create(
-        kube,
-        namespace,
-        workload(
-            "Deployment",
-            "web",
-            {"web": f"{REPO}:latest"},
-            annotation=trigger_annotation(by_name("web")),
-        ),
-    )
+    annotated_web(kube, namespace)
     first = imported(kube, namespace)  # no operator running yet
 
     run_operator()
@@ -189,17 +149,7 @@ def test_global_dry_run_decides_and_writes_nothing(
     kube: Kube, namespace: str, run_operator: Callable[..., OperatorProcess]
 ) -> None:
     operator = run_operator(args=["--dry-run"])
-    image_stream(kube, namespace)
-    create(
-        kube,
-        namespace,
-        workload(
-            "Deployment",
-            "web",
-            {"web": f"{REPO}:latest"},
-            annotation=trigger_annotation(by_name("web")),
-        ),
-    )
+    annotated_web(kube, namespace)
     imported(kube, namespace)
 
     dry = (
@@ -207,35 +157,19 @@ def test_global_dry_run_decides_and_writes_nothing(
         '{kind="Deployment",result="dry_run",source="annotation"}'
     )
     operator.wait_metric(dry, above=0)
-    assert (
-        images_of(kube.get(workload_path("Deployment", namespace, "web")))["web"]
-        == f"{REPO}:latest"
-    )
+    assert web_image(kube, namespace) == f"{REPO}:latest"
 
 
 def test_native_annotations_can_be_turned_off(
     kube: Kube, namespace: str, run_operator: Callable[..., OperatorProcess]
 ) -> None:
     operator = run_operator(args=["--no-native-annotations"])
-    image_stream(kube, namespace)
-    create(
-        kube,
-        namespace,
-        workload(
-            "Deployment",
-            "web",
-            {"web": f"{REPO}:latest"},
-            annotation=trigger_annotation(by_name("web")),
-        ),
-    )
+    annotated_web(kube, namespace)
     imported(kube, namespace)
     operator.wait_metric('imagestream_trigger_imagestream_events_total{type="MODIFIED"}', above=0)
     operator.settle()
 
-    assert (
-        images_of(kube.get(workload_path("Deployment", namespace, "web")))["web"]
-        == f"{REPO}:latest"
-    )
+    assert web_image(kube, namespace) == f"{REPO}:latest"
     updates = {
         k: v
         for k, v in operator.metrics().items()
