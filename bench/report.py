@@ -91,6 +91,13 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             verdict(r["operator"]["peak_rss_mb"] < GOALS["peak_rss_mb"]),
         ),
         (
+            "first run on the cluster: everything converged",
+            f"{r['adoption']['converged_s']:.1f} s "
+            f"({r['adoption']['builds_started']:.0f} first builds)",
+            "",
+            "",
+        ),
+        (
             "operator CPU per 1,000 changes",
             f"{r['operator']['cpu_seconds_per_1000_changes']:.1f} s",
             "",

@@ -58,6 +58,7 @@ class World:
     targets: list[Target] = field(default_factory=list)
     buildconfigs: list[tuple[str, str, str]] = field(default_factory=list)  # ns, name, stream
     heads: dict[tuple[str, str], str] = field(default_factory=dict)  # stream -> reference
+    imagetriggers: int = 0
 
     def followers(self, namespace: str, stream: str) -> list[Target]:
         return [t for t in self.targets if (t.namespace, t.stream) == (namespace, stream)]
@@ -219,6 +220,7 @@ def set_up(client: Client, kube: Kube, streams: int, workloads: int) -> World:
         world.targets.append(Target(namespace, name, stream, "app", how))
         bodies.append((namespace, "deployments", deployment(name, containers, labels, annotations)))
 
+    world.imagetriggers = len(triggers_needed)
     for namespace, stream in sorted(triggers_needed):
         bodies.append(
             (
@@ -364,6 +366,7 @@ class Bench:
             watch = DeploymentWatch(client)
             watch.start()
             create_namespace(kube, OPERATOR_NS)
+            self.adopt(plane, kube, world)
             operator = OperatorProcess(
                 plane, kube, OPERATOR_NS, serve=(), args=["--log-level=info"]
             )
@@ -397,6 +400,29 @@ class Bench:
         return self.results
 
     # -- phases -----------------------------------------------------------------------
+
+    def adopt(self, plane: cluster.ControlPlane, kube: Kube, world: World) -> None:
+        """The first run on a cluster: every ImageTrigger gets its first status and every
+        BuildConfig its first build. Timed, then stopped: start-up is measured on a restart."""
+        first = OperatorProcess(plane, kube, OPERATOR_NS, serve=(), args=["--log-level=warning"])
+        launched = time.perf_counter()
+        first.start(wait=False)
+        first.wait_ready(timeout=600)
+        # At least one status write per ImageTrigger and one build per BuildConfig.
+        first.settle(
+            quiet=2.0, timeout=1800, at_least=world.imagetriggers + len(world.buildconfigs)
+        )
+        metrics = first.metrics()
+        self.results["adoption"] = {
+            # settle() waited 2 s of quiet after the last request.
+            "converged_s": time.perf_counter() - launched - 2.0,
+            "builds_started": metrics.get('imagestream_trigger_builds_total{result="started"}', 0),
+        }
+        first.stop()
+        say(
+            f"adoption (first run): every trigger and build done in "
+            f"{self.results['adoption']['converged_s']:.1f}s; stopped"
+        )
 
     def startup(
         self, client: Client, watch: DeploymentWatch, world: World, operator: OperatorProcess

@@ -90,6 +90,10 @@ def register(registry: kopf.OperatorRegistry, reconciler: Reconciler, settings: 
         # We post our own Events (on transitions); kopf's would be about kopf.
         settings.posting.enabled = False
         settings.watching.server_timeout = 300
+        # Memory: list large clusters in pages, and let a per-object worker (holding the
+        # object's last body) go soon after its event was handled.
+        settings.watching.chunk_size = 500
+        settings.queueing.idle_timeout = 1.0
         settings.networking.error_backoffs = [1, 2, 5, 10, 30]
 
     @kopf.on.startup(registry=registry)

@@ -53,6 +53,8 @@ IMAGETRIGGER = "imagetrigger"
 # (namespace, stream, tag) of tags that moved in the event being handled.
 Moved = frozenset[tuple[str, str, str]]
 NOTHING_MOVED: Moved = frozenset()
+# A target's labels and (container key, image) pairs.
+Shape = tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]
 
 
 def utcnow() -> str:
@@ -92,6 +94,8 @@ class Reconciler:
         # What the tracked-objects gauges count.
         self.annotated: dict[str, set[tuple[str, str, str]]] = {}
         self.triggers: set[tuple[str, str]] = set()
+        # Labels and container images per target, to tell a relevant change from an echo.
+        self.shapes: dict[tuple[str, str, str], Shape] = {}
         # The status this operator last wrote per ImageTrigger (see reconcile_trigger).
         self.statuses: dict[tuple[str, str], dict[str, Any]] = {}
 
@@ -147,14 +151,45 @@ class Reconciler:
         world = self.world
         if world is None:
             return
+        # Before anything runs: compares with what was seen, and our writes in flight.
+        reshaped = self._reshaped(kind, namespace, name)
         work: list[Awaitable[None]] = []
         if kind in WORKLOAD_KINDS and self.settings.native_annotations:
             work.append(self.reconcile_workload(kind, namespace, name))
-        if event_type is not None:  # listed: the triggers' own listing plans them
+        # Listed: the triggers' own listing plans them. Changed: only a change that can
+        # matter to a trigger (not the echo of our own write) wakes those selecting it.
+        if event_type is not None and reshaped:
             work += [
                 self.reconcile_trigger(namespace, t) for t in self._selecting(kind, namespace, name)
             ]
         await asyncio.gather(*work)
+
+    def _reshaped(self, kind: TargetKind, namespace: str, name: str) -> bool:
+        """Whether a target changed in a way an ImageTrigger must look at.
+
+        Its labels (selector membership) or a container image someone else set. The
+        echo of our own write, or a status update, changes neither, and waking every
+        selecting trigger for it would cost most of the operator's CPU in a burst.
+        """
+        assert self.world is not None
+        obj = self.world.object(kind, namespace, name)
+        key = (kind, namespace, name)
+        if obj is None:
+            self.shapes.pop(key, None)
+            return True
+        images: tuple[tuple[str, str], ...] = ()
+        if isinstance(obj, WorkloadInfo):
+            images = tuple((c.key, c.image) for c in obj.containers)
+        labels = tuple(sorted(obj.labels.items()))
+        before = self.shapes.get(key)
+        self.shapes[key] = (labels, images)
+        if before is None or before[0] != labels or len(before[1]) != len(images):
+            return True
+        ours = {k[3]: new for k, (_, new) in self.overlay.images.items() if k[:3] == key}
+        return any(
+            image != seen and ours.get(container) != image
+            for (container, image), (_, seen) in zip(images, before[1], strict=True)
+        )
 
     def _selecting(self, kind: TargetKind, namespace: str, name: str) -> set[str]:
         """ImageTriggers in ``namespace`` with a target that names or selects this object."""
@@ -179,6 +214,7 @@ class Reconciler:
 
     async def on_target_deleted(self, kind: TargetKind, namespace: str, name: str) -> None:
         self.forget_workload(kind, namespace, name)
+        self.shapes.pop((kind, namespace, name), None)
         await asyncio.gather(
             *(self.reconcile_trigger(namespace, t) for t in self._selecting(kind, namespace, name))
         )

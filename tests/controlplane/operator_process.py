@@ -226,22 +226,32 @@ class OperatorProcess:
                 raise TimeoutError(f"{name} stayed at {value} (waited for > {above})")
             time.sleep(0.05)
 
-    def settle(self, quiet: float = 1.0, timeout: float = 15) -> None:
-        """Wait until the operator has sent no API request for ``quiet`` seconds."""
+    def settle(self, quiet: float = 1.0, timeout: float = 15, *, at_least: float = 0) -> None:
+        """Wait until the operator has been idle for ``quiet`` seconds.
+
+        Idle: no API request sent and no ImageStream event handled, after at least
+        ``at_least`` requests in all (so a slow start is not taken for idleness).
+        """
         deadline = time.monotonic() + timeout
         last, since = -1.0, time.monotonic()
         while time.monotonic() < deadline:
-            total = sum(
+            metrics = self.metrics()
+            requests = sum(
                 v
-                for k, v in self.metrics().items()
+                for k, v in metrics.items()
                 if k.startswith("imagestream_trigger_api_requests_total")
             )
-            if total != last:
-                last, since = total, time.monotonic()
+            activity = requests + sum(
+                v
+                for k, v in metrics.items()
+                if k.startswith("imagestream_trigger_imagestream_events_total")
+            )
+            if activity != last or requests < at_least:
+                last, since = activity, time.monotonic()
             elif time.monotonic() - since >= quiet:
                 return
             time.sleep(0.1)
-        raise TimeoutError("the operator kept sending requests")
+        raise TimeoutError("the operator did not become idle")
 
     def __enter__(self) -> OperatorProcess:
         return self.start()

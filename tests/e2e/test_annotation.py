@@ -150,6 +150,8 @@ def test_global_dry_run_decides_and_writes_nothing(
 ) -> None:
     operator = run_operator(args=["--dry-run"])
     annotated_web(kube, namespace)
+    # The decision counts as a dry run of a tag move once the operator knows the workload.
+    operator.wait_metric('imagestream_trigger_annotated_workloads{kind="Deployment"}', above=0)
     imported(kube, namespace)
 
     dry = (
