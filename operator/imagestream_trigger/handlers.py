@@ -1,18 +1,19 @@
 """kopf wiring, and nothing else: each handler is a few lines that delegate.
 
-Only ``@kopf.index`` and ``@kopf.on.event`` are used, on every resource: they
-never write to the watched objects (no diff-base annotation, no finalizer),
-which matters because ImageStreams and workloads are not ours. kopf builds the
-indexes from the initial listing before any handler runs, so the first
-decisions already see every stream, workload and trigger.
+Only ``@kopf.on.event`` is used, on every resource: it never writes to the
+watched objects (no diff-base annotation, no finalizer), which matters because
+ImageStreams and workloads are not ours. Each event first updates our own
+in-memory index of that resource (already filled by ``runner.prime`` before
+kopf starts), then asks the reconciler what to do.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import kopf
@@ -23,48 +24,83 @@ from imagestream_trigger.api import (
     IMAGETRIGGER_RESOURCE,
     TARGET_RESOURCES,
     WORKLOAD_KINDS,
+    ApiResource,
     TargetKind,
 )
 from imagestream_trigger.reconciler import Reconciler
 from imagestream_trigger.settings import Settings
-from imagestream_trigger.world import BY_KIND, STREAMS, TRIGGERS, IndexWorld
+from imagestream_trigger.world import BY_KIND, STREAMS, TRIGGERS
 
 log = logging.getLogger(__name__)
 
+# How each resource's objects are projected into index keys.
+Projector = Callable[[Mapping[str, Any]], Mapping[index.Key, object]]
 
-def register(registry: kopf.OperatorRegistry, reconciler: Reconciler, settings: Settings) -> None:
+
+def projectors(settings: Settings) -> dict[str, tuple[ApiResource, Projector]]:
+    """Index id -> (resource, projection), for every resource the operator follows."""
+    native = settings.native_annotations
+    found: dict[str, tuple[ApiResource, Projector]] = {
+        STREAMS: (IMAGESTREAM_RESOURCE, index.stream_keys),
+        TRIGGERS: (IMAGETRIGGER_RESOURCE, index.trigger_keys),
+    }
+    for kind, index_id in BY_KIND.items():
+        if kind in WORKLOAD_KINDS:
+            found[index_id] = (
+                TARGET_RESOURCES[kind],
+                functools.partial(_workload_keys, kind, native),
+            )
+        else:
+            found[index_id] = (TARGET_RESOURCES[kind], index.buildconfig_keys)
+    return found
+
+
+def _workload_keys(
+    kind: TargetKind, native: bool, body: Mapping[str, Any]
+) -> Mapping[index.Key, object]:
+    return index.workload_keys(kind, body, native=native)
+
+
+def update(local: index.LocalIndex, project: Projector, event: str | None, body: Any) -> str | None:
+    """Index the event's object; returns the event type the reconciler should see.
+
+    The initial listing (type None) normally repeats what ``runner.prime`` indexed
+    and needs no fan-out. An object that appeared or changed between the prime
+    and kopf's own listing is news, though: it is passed on as ADDED.
+    """
+    uid = str(body.get("metadata", {}).get("uid", ""))
+    if event == "DELETED":
+        local.remove(uid)
+        return event
+    changed = local.replace(uid, project(body))
+    return "ADDED" if event is None and changed else event
+
+
+def register(
+    registry: kopf.OperatorRegistry,
+    reconciler: Reconciler,
+    settings: Settings,
+    indexes: Mapping[str, index.LocalIndex],
+) -> None:
     """Attach every handler to ``registry`` (a fresh one per operator run)."""
-
-    def bind(kwargs: Mapping[str, Any]) -> None:
-        # kopf hands indexes only to handlers; they are the same objects for the
-        # whole run, so the first handler call gives them to the reconciler.
-        if reconciler.world is None:
-            reconciler.world = IndexWorld({k: v for k, v in kwargs.items() if k.endswith("_index")})
-
-    streams = IMAGESTREAM_RESOURCE
-
-    @kopf.index(streams.group, streams.version, streams.plural, id=STREAMS, registry=registry)
-    async def index_stream(body: kopf.Body, **_: Any) -> dict[index.Key, object]:
-        return dict(index.stream_keys(body))
+    project = projectors(settings)
+    streams, stream_projector = project[STREAMS]
 
     @kopf.on.event(
         streams.group, streams.version, streams.plural, id="imagestream-events", registry=registry
     )
     async def stream_event(
-        type: str, body: kopf.Body, namespace: str | None, name: str, **kwargs: Any
+        type: str, body: kopf.Body, namespace: str | None, name: str, **_: Any
     ) -> None:
-        bind(kwargs)
-        info = None if type == "DELETED" else index.stream_info(body)
-        await reconciler.on_stream(type, info, (namespace or "", name))
+        event = update(indexes[STREAMS], stream_projector, type, body)
+        info = None if event == "DELETED" else index.stream_info(body)
+        await reconciler.on_stream(event, info, (namespace or "", name))
 
     for kind, index_id in BY_KIND.items():
-        _register_target(registry, reconciler, settings, kind, index_id, bind)
+        resource, projector = project[index_id]
+        _register_target(registry, reconciler, kind, resource, indexes[index_id], projector)
 
-    triggers = IMAGETRIGGER_RESOURCE
-
-    @kopf.index(triggers.group, triggers.version, triggers.plural, id=TRIGGERS, registry=registry)
-    async def index_trigger(body: kopf.Body, **_: Any) -> dict[index.Key, object]:
-        return index.trigger_keys(body)
+    triggers, trigger_projector = project[TRIGGERS]
 
     @kopf.on.event(
         triggers.group,
@@ -73,9 +109,10 @@ def register(registry: kopf.OperatorRegistry, reconciler: Reconciler, settings: 
         id="imagetrigger-events",
         registry=registry,
     )
-    async def trigger_event(type: str, namespace: str | None, name: str, **kwargs: Any) -> None:
-        bind(kwargs)
-        if type == "DELETED":
+    async def trigger_event(
+        type: str, body: kopf.Body, namespace: str | None, name: str, **_: Any
+    ) -> None:
+        if update(indexes[TRIGGERS], trigger_projector, type, body) == "DELETED":
             reconciler.forget_trigger(namespace or "", name)
         else:
             await reconciler.reconcile_trigger(namespace or "", name)
@@ -112,29 +149,20 @@ def register(registry: kopf.OperatorRegistry, reconciler: Reconciler, settings: 
 def _register_target(
     registry: kopf.OperatorRegistry,
     reconciler: Reconciler,
-    settings: Settings,
     kind: TargetKind,
-    index_id: str,
-    bind: Any,
+    resource: ApiResource,
+    local: index.LocalIndex,
+    projector: Projector,
 ) -> None:
-    resource = TARGET_RESOURCES[kind]
-    native = settings.native_annotations
-
-    async def index_target(body: kopf.Body, **_: Any) -> dict[index.Key, object]:
-        if kind in WORKLOAD_KINDS:
-            return index.workload_keys(kind, body, native=native)
-        return index.buildconfig_keys(body)
-
-    async def target_event(type: str, namespace: str | None, name: str, **kwargs: Any) -> None:
-        bind(kwargs)
-        if type == "DELETED":
+    async def target_event(
+        type: str, body: kopf.Body, namespace: str | None, name: str, **_: Any
+    ) -> None:
+        event = update(local, projector, type, body)
+        if event == "DELETED":
             await reconciler.on_target_deleted(kind, namespace or "", name)
         else:
-            await reconciler.on_target(kind, namespace or "", name, type)
+            await reconciler.on_target(kind, namespace or "", name, event)
 
-    kopf.index(resource.group, resource.version, resource.plural, id=index_id, registry=registry)(
-        index_target
-    )
     kopf.on.event(
         resource.group,
         resource.version,

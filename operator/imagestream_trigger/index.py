@@ -1,9 +1,16 @@
 """What the operator remembers about each watched object: small frozen records, never bodies.
 
-Pure: a body in, a record and its index keys out. kopf keeps these in its
-in-memory indexes (``handlers.py``), rebuilt from the initial listing on every
-start and complete before any handler runs, so every decision is taken from
-memory: no GET or LIST per event.
+Pure: a body in, a record and its index keys out, kept in a ``LocalIndex`` per
+resource. At start-up the indexes are filled from one paginated LIST per
+resource before kopf starts watching (``runner.prime``), then kept current by
+every watch event (``handlers.py``), so every decision is taken from memory: no
+GET or LIST per event.
+
+(kopf's own ``@kopf.index`` makes each object wait until every object of every
+indexed resource is indexed, with a notification to every waiter at each step:
+quadratic, 130 s at 5,000 objects on 2 cores. Priming our own indexes first
+keeps the guarantee, everything is known before the first decision, in linear
+time.)
 
 Index keys (tuples, so kinds of key cannot collide):
 
@@ -234,3 +241,40 @@ def trigger_keys(body: Mapping[str, Any]) -> dict[Key, object]:
             info.ref.name,
         )
     return keys
+
+
+class LocalIndex:
+    """An in-memory index for one resource: key -> the values the objects yielded for it.
+
+    Pure bookkeeping. Each object's keys are replaced whole on every event, and
+    dropped when it is deleted, so a key never keeps a stale value.
+    """
+
+    def __init__(self) -> None:
+        self._by_key: dict[Key, dict[str, object]] = {}
+        self._keys_of: dict[str, dict[Key, object]] = {}
+
+    def replace(self, uid: str, keys: Mapping[Key, object]) -> bool:
+        """Index the object's keys; returns whether anything differs from before."""
+        if self._keys_of.get(uid) == keys:
+            return False
+        self.remove(uid)
+        for key, value in keys.items():
+            self._by_key.setdefault(key, {})[uid] = value
+        self._keys_of[uid] = dict(keys)
+        return True
+
+    def remove(self, uid: str) -> None:
+        for key in self._keys_of.pop(uid, {}):
+            values = self._by_key.get(key)
+            if values is not None:
+                values.pop(uid, None)
+                if not values:
+                    del self._by_key[key]
+
+    def get(self, key: Key) -> list[object] | None:
+        values = self._by_key.get(key)
+        return list(values.values()) if values else None
+
+    def __len__(self) -> int:
+        return len(self._keys_of)

@@ -14,7 +14,7 @@ from imagestream_trigger.index import (
     WorkloadInfo,
 )
 
-# Index ids, as registered in handlers.py; handlers receive the indexes under these names.
+# Index ids (one index per followed resource, see handlers.projectors).
 STREAMS: Final = "imagestreams_index"
 TRIGGERS: Final = "imagetriggers_index"
 BY_KIND: Final[Mapping[TargetKind, str]] = {
@@ -39,7 +39,7 @@ def _one(index: Any, key: Key) -> Any:
 
 
 class IndexWorld:
-    """Reads kopf's ``Index`` mappings (key -> store of values); missing indexes read empty."""
+    """Reads the indexes (key -> the values objects yielded for it); missing ones read empty."""
 
     def __init__(self, indexes: Mapping[str, Any]) -> None:
         self.indexes = indexes

@@ -168,7 +168,7 @@ def test_native_annotations_can_be_turned_off(
     operator = run_operator(args=["--no-native-annotations"])
     annotated_web(kube, namespace)
     imported(kube, namespace)
-    operator.wait_metric('imagestream_trigger_imagestream_events_total{type="MODIFIED"}', above=0)
+    operator.wait_metric("imagestream_trigger_tag_changes_total", above=0)
     operator.settle()
 
     assert web_image(kube, namespace) == f"{REPO}:latest"

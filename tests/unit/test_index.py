@@ -662,3 +662,20 @@ def test_trigger_info_without_generation_or_status() -> None:
     info = trigger_info(body)
     assert info.generation == 0
     assert info.status == {}
+
+
+def test_local_index_replaces_an_objects_keys_whole_and_forgets_it_on_delete() -> None:
+    from imagestream_trigger.index import LocalIndex
+
+    local = LocalIndex()
+    assert local.replace("uid-1", {("in", "Deployment", "ns"): "a", ("follows", "ns", "app"): 1})
+    assert local.replace("uid-2", {("in", "Deployment", "ns"): "b"})
+    assert sorted(local.get(("in", "Deployment", "ns")) or []) == ["a", "b"]
+    # The same keys again: nothing changed, which the handlers use to skip a fan-out.
+    assert not local.replace("uid-2", {("in", "Deployment", "ns"): "b"})
+    # New keys drop the old ones of that object only.
+    assert local.replace("uid-1", {("in", "Deployment", "ns"): "a"})
+    assert local.get(("follows", "ns", "app")) is None
+    local.remove("uid-1")
+    assert local.get(("in", "Deployment", "ns")) == ["b"]
+    assert len(local) == 1
