@@ -65,6 +65,10 @@ class Api:
         else:
             await k8s_config.load_kube_config(client_configuration=configuration)
         configuration.connection_pool_maxsize = pool
+        # The API server is reached directly, never through an HTTP(S)_PROXY (OpenShift's
+        # cluster-wide proxy lists it in NO_PROXY anyway); trust_env would also cost a
+        # thread-pool hop per request to look up proxies and ~/.netrc.
+        configuration.client_session_kwargs = {"trust_env": False}
         # We retry ourselves, with our own policy and metrics.
         configuration.retries = None
         return cls(k8s.ApiClient(configuration), metrics)
