@@ -6,6 +6,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+# Hand-written reading of the standard run (profiles, causes, what would close a gap).
+ANALYSIS = Path(__file__).resolve().parent / "analysis.md"
+
 # Goals from the benchmark issue, at the standard size on a 2-core machine.
 GOALS = {
     "startup_s": 10.0,
@@ -194,9 +197,11 @@ API cost, from the API server's audit log (the operator's ServiceAccount only):
 
 ![latency CDF]({png})
 
-## Reading the results
+## Goals missed in this run
 
 {notes(r)}
+
+{ANALYSIS.read_text().strip() if ANALYSIS.exists() else ""}
 """
 
 
