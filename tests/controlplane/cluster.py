@@ -346,10 +346,11 @@ def wait_until_ready(
 def wait_for_ctrl_c() -> None:
     """Block until Ctrl-C or SIGTERM, then return so the caller can stop cleanly."""
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with contextlib.suppress(KeyboardInterrupt):
-        while not stop.wait(1.0):
-            pass
+    # Explicit handlers: a shell starts background jobs with SIGINT ignored.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    while not stop.wait(1.0):
+        pass
 
 
 @contextlib.contextmanager
