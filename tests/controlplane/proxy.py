@@ -178,7 +178,11 @@ class Emulation:
         async with self.session.request(
             method, self.upstream + path, json=body, headers=headers
         ) as response:
-            return response.status, json.loads(await response.read() or b"null")
+            raw = await response.read()
+            try:
+                return response.status, json.loads(raw or b"null")
+            except ValueError:  # e.g. "404 page not found" for a group that is not served
+                return response.status, raw.decode(errors="replace")
 
     async def allowed(
         self,
@@ -364,6 +368,8 @@ class Emulation:
 
     async def group_discovery(self, request: web.Request, group: str) -> web.Response:
         code, doc = await self.api("GET", f"/apis/{group}/v1", token=_token(request))
+        if not isinstance(doc, dict):  # not served: answer as kube-apiserver did
+            return web.Response(status=code, text=str(doc))
         if code == 200:
             known = {r["name"] for r in doc.get("resources", [])}
             # Only once the CRDs are installed: the real group never exists without them.
