@@ -179,3 +179,14 @@ def annotated_web(kube: Kube, namespace: str, *, annotation: str | None = None) 
 def web_image(kube: Kube, namespace: str) -> str:
     image: str = images_of(kube.get(workload_path("Deployment", namespace, "web")))["web"]
     return image
+
+
+def built_by_trigger(kube: Kube, namespace: str) -> None:
+    """ImageStream app, BuildConfig app-build, and ImageTrigger "follow" building it on moves."""
+    image_stream(kube, namespace)
+    create(kube, namespace, buildconfig("app-build"))
+    create(
+        kube,
+        namespace,
+        image_trigger("follow", "app:latest", [{"kind": "BuildConfig", "name": "app-build"}]),
+    )

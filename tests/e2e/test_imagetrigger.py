@@ -15,6 +15,7 @@ from tests.e2e.objects import (
     REPO,
     TRIGGERS,
     buildconfig,
+    built_by_trigger,
     create,
     events_for,
     image_stream,
@@ -142,13 +143,7 @@ def test_selector_and_container_names_choose_the_targets(
 def test_buildconfig_gets_one_build_per_new_image_even_across_restarts(
     kube: Kube, namespace: str, run_operator: Callable[..., OperatorProcess]
 ) -> None:
-    image_stream(kube, namespace)
-    create(kube, namespace, buildconfig("app-build"))
-    create(
-        kube,
-        namespace,
-        image_trigger("follow", "app:latest", [{"kind": "BuildConfig", "name": "app-build"}]),
-    )
+    built_by_trigger(kube, namespace)
     operator = run_operator()
     first = imported(kube, namespace)
     kube.wait_for(path_for(BUILD, "builds", namespace), lambda b: len(b["items"]) == 1)
@@ -322,13 +317,7 @@ def test_cross_namespace_source_needs_the_streams_permission(
 def test_missing_rbac_rule_is_reported_as_forbidden(
     kube: Kube, namespace: str, run_operator: Callable[..., OperatorProcess]
 ) -> None:
-    image_stream(kube, namespace)
-    create(kube, namespace, buildconfig("app-build"))
-    create(
-        kube,
-        namespace,
-        image_trigger("follow", "app:latest", [{"kind": "BuildConfig", "name": "app-build"}]),
-    )
+    built_by_trigger(kube, namespace)
     operator = run_operator()
     # An administrator tightens RBAC while the operator runs (the pre-flight check
     # passed): the refusal must surface in the ImageTrigger's status.

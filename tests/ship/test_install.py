@@ -29,6 +29,7 @@ from tests.e2e.objects import (
     REPO,
     TRIGGERS,
     buildconfig,
+    built_by_trigger,
     by_name,
     create,
     events_for,
@@ -221,13 +222,7 @@ def drop_patch_on_deployments(rules: list[dict[str, Any]]) -> None:
 def test_a_rule_removed_from_the_installed_role_is_reported_as_forbidden(
     control_plane: ControlPlane, kube: Kube, installed: str, namespace: str
 ) -> None:
-    image_stream(kube, namespace)
-    create(kube, namespace, buildconfig("app-build"))
-    create(
-        kube,
-        namespace,
-        image_trigger("follow", "app:latest", [{"kind": "BuildConfig", "name": "app-build"}]),
-    )
+    built_by_trigger(kube, namespace)
     # The rule goes while the operator runs (its start-up check has passed): an admin
     # tightening the ClusterRole under a running operator.
     with (
