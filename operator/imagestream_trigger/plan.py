@@ -8,7 +8,6 @@ unit-tested with a dictionary-backed world.
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
@@ -292,11 +291,3 @@ class Overlay:
 
 def describe_changes(changes: Iterable[ImageChange]) -> str:
     return "; ".join(f"{c.container.key}: {c.container.image} -> {c.new_image}" for c in changes)
-
-
-def problems_text(problems: Iterable[Problem]) -> str:
-    return " | ".join(p.message for p in problems)
-
-
-def compact(value: Mapping[str, object]) -> str:
-    return json.dumps(value, separators=(",", ":"), sort_keys=True)
