@@ -249,33 +249,45 @@ class Overlay:
     Entries are dropped as soon as the index shows any newer image.
     """
 
-    images: dict[tuple[str, str, str, str], tuple[str, str]] = dataclasses.field(
+    # (kind, namespace, name) -> container key -> (image before our write, image we wrote)
+    images: dict[tuple[str, str, str], dict[str, tuple[str, str]]] = dataclasses.field(
         default_factory=dict
     )
     builds: set[tuple[str, str, str, str]] = dataclasses.field(default_factory=set)
 
     def record(self, workload: WorkloadInfo, changes: Iterable[ImageChange]) -> None:
         ref = workload.ref
+        pending = self.images.setdefault((ref.kind, ref.namespace, ref.name), {})
         for change in changes:
-            key = (ref.kind, ref.namespace, ref.name, change.container.key)
-            self.images[key] = (change.container.image, change.new_image)
+            pending[change.container.key] = (change.container.image, change.new_image)
+
+    def written(self, kind: str, namespace: str, name: str) -> Mapping[str, str]:
+        """Container key -> the image we wrote and the watch has not shown yet."""
+        return {key: new for key, (_, new) in self.images.get((kind, namespace, name), {}).items()}
 
     def apply(self, workload: WorkloadInfo) -> WorkloadInfo:
         """The workload as it will be once our writes show up in the index."""
         ref = workload.ref
+        key = (ref.kind, ref.namespace, ref.name)
+        pending = self.images.get(key)
+        if not pending:
+            return workload
         containers = []
         changed = False
         for container in workload.containers:
-            key = (ref.kind, ref.namespace, ref.name, container.key)
-            pending = self.images.get(key)
-            if pending is not None:
-                old, new = pending
+            entry = pending.get(container.key)
+            if entry is not None:
+                old, new = entry
                 if container.image == old:
                     container = dataclasses.replace(container, image=new)
                     changed = True
                 else:  # the index caught up (or someone else wrote): forget ours
-                    del self.images[key]
+                    del pending[container.key]
             containers.append(container)
+        for gone in set(pending) - {c.key for c in workload.containers}:
+            del pending[gone]  # the container itself went away
+        if not pending:
+            del self.images[key]
         return dataclasses.replace(workload, containers=tuple(containers)) if changed else workload
 
     def built(self, bc: BuildConfigInfo, source: TagRef, reference: str) -> bool:

@@ -185,7 +185,7 @@ class Reconciler:
         self.shapes[key] = (labels, images)
         if before is None or before[0] != labels or len(before[1]) != len(images):
             return True
-        ours = {k[3]: new for k, (_, new) in self.overlay.images.items() if k[:3] == key}
+        ours = self.overlay.written(kind, namespace, name)
         return any(
             image != seen and ours.get(container) != image
             for (container, image), (_, seen) in zip(images, before[1], strict=True)
