@@ -21,6 +21,7 @@ from imagestream_trigger.api import (
     GROUP,
     IMAGESTREAM_RESOURCE,
     IMAGETRIGGER_RESOURCE,
+    KIND,
     TARGET_RESOURCES,
     VERSION,
 )
@@ -35,14 +36,11 @@ from imagestream_trigger.world import IndexWorld
 log = logging.getLogger(__name__)
 
 PRIME_PAGE = 500
+# A LIST's items carry no kind; the projections need it, as a watch event has it.
 KINDS = {
-    "imagestreams": "ImageStream",
-    "imagetriggers": "ImageTrigger",
-    "deployments": "Deployment",
-    "statefulsets": "StatefulSet",
-    "daemonsets": "DaemonSet",
-    "cronjobs": "CronJob",
-    "buildconfigs": "BuildConfig",
+    IMAGESTREAM_RESOURCE.plural: "ImageStream",
+    IMAGETRIGGER_RESOURCE.plural: KIND,
+    **{resource.plural: str(kind) for kind, resource in TARGET_RESOURCES.items()},
 }
 
 
@@ -64,7 +62,7 @@ def required_permissions(settings: Settings) -> list[Permission]:
         Permission(verb, IMAGESTREAM_RESOURCE.group, IMAGESTREAM_RESOURCE.plural)
         for verb in ("list", "watch")
     ]
-    for kind, resource in TARGET_RESOURCES.items():
+    for resource in TARGET_RESOURCES.values():
         wanted += [Permission(v, resource.group, resource.plural) for v in ("list", "watch")]
         if resource.plural == "buildconfigs":
             wanted.append(Permission("create", resource.group, "buildconfigs", "instantiate"))
@@ -75,7 +73,6 @@ def required_permissions(settings: Settings) -> list[Permission]:
             ]
         elif not settings.dry_run:
             wanted.append(Permission("patch", resource.group, resource.plural))
-        del kind
     wanted += [
         Permission("list", GROUP, IMAGETRIGGER_RESOURCE.plural),
         Permission("watch", GROUP, IMAGETRIGGER_RESOURCE.plural),
@@ -191,7 +188,6 @@ async def prime(api: Api, settings: Settings, indexes: dict[str, LocalIndex]) ->
                 for item in page.get("items") or []:
                     meta = item.get("metadata", {})
                     if namespace_selected(meta.get("namespace", ""), settings.namespaces):
-                        # A LIST's items carry no kind: give the projection what a watch would.
                         item.setdefault("kind", KINDS[resource.plural])
                         item.setdefault("apiVersion", f"{resource.group}/{resource.version}")
                         indexes[index_id].replace(str(meta.get("uid", "")), project(item))
