@@ -252,7 +252,8 @@ def wait_established(kube: Kube, names: Iterable[str], *, timeout: float = 30) -
             path_for("apiextensions.k8s.io/v1", "customresourcedefinitions", name=name),
             lambda crd: any(
                 c["type"] == "Established" and c["status"] == "True"
-                for c in crd.get("status", {}).get("conditions", [])
+                # A CRD just created can report "conditions": null.
+                for c in (crd.get("status") or {}).get("conditions") or []
             ),
             timeout=timeout,
         )
