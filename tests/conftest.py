@@ -1,9 +1,14 @@
 """Shared fixtures: one real control plane per test session, a fresh namespace per test.
 
 Any test that uses the ``control_plane`` fixture (directly or through ``kube``
-or ``namespace``) is marked ``controlplane`` automatically. If the control
-plane cannot be built or started, those tests ERROR with the reason; they are
-never skipped.
+or ``namespace``) is marked ``controlplane`` automatically; a module that starts
+a control plane of its own says so with ``pytestmark``. If the control plane
+cannot be built or started, those tests ERROR with the reason; they are never
+skipped.
+
+Fault switches (``tests/harness/test_faults.py``) are reset after every test
+that used the shared control plane, and a kube-apiserver left down is started
+again (and that test fails), so one test's faults never leak into the next.
 """
 
 from __future__ import annotations
@@ -41,6 +46,20 @@ def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[cluster.
         yield plane
     finally:
         plane.stop()
+
+
+@pytest.fixture(autouse=True)
+def _no_faults_left_behind(request: pytest.FixtureRequest) -> Iterator[None]:
+    # Only for tests that use the plane anyway: never start one for a unit test.
+    if "control_plane" not in request.fixturenames:
+        yield
+        return
+    plane: cluster.ControlPlane = request.getfixturevalue("control_plane")
+    yield
+    plane.reset_faults()
+    if not plane.apiserver_running():
+        plane.start_apiserver()
+        pytest.fail("kube-apiserver was left down (restarted for the next test)")
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+# The benchmark starts its own control plane: keep it out of `make unit`.
+pytestmark = pytest.mark.controlplane
+
 REPO = Path(__file__).resolve().parents[2]
 
 

@@ -4,14 +4,22 @@ Used by pytest (a session fixture), the benchmark and ``make demo``. Every child
 runs in its own process group and gets SIGKILL from the kernel if this process
 dies (PR_SET_PDEATHSIG), so neither Ctrl-C nor a crashed test run leaves a server
 behind. Logs stay in the work folder; when a start fails, their tail is shown.
+
+Fault injection for reliability tests: ``set_faults``/``faults``/``reset_faults``
+drive the proxy's switches, ``restart_apiserver`` kills and restarts
+kube-apiserver on the same port and etcd, ``expire_watches`` makes every
+resourceVersion handed out so far answer 410 Gone.
 """
 
 from __future__ import annotations
 
 import atexit
+import base64
 import contextlib
 import ctypes
+import json
 import os
+import queue
 import shutil
 import signal
 import socket
@@ -23,10 +31,11 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
@@ -37,6 +46,7 @@ CRD_DIR = Path(__file__).resolve().parent / "crds"
 OPERATOR_CRD_DIR = REPO / "manifests" / "crd"
 
 _PR_SET_PDEATHSIG = 1
+T = TypeVar("T")
 
 
 class StartError(RuntimeError):
@@ -83,6 +93,40 @@ class Process:
             self.popen.wait()
 
 
+_spawner_lock = threading.Lock()
+_spawner_queue: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]]] | None = None
+
+
+def _on_a_lasting_thread(start: Callable[[], T]) -> T:
+    """Run ``start`` on the main thread or on one daemon thread that lives as long as we do.
+
+    PR_SET_PDEATHSIG fires when the *thread* that forked the child exits, not
+    the process: a child started from ``asyncio.to_thread`` or an executor
+    would be killed as soon as that worker thread ends.
+    """
+    global _spawner_queue
+    if threading.current_thread() is threading.main_thread():
+        return start()
+    with _spawner_lock:
+        if _spawner_queue is None:
+            _spawner_queue = queue.SimpleQueue()
+            threading.Thread(
+                target=_serve_spawns, args=(_spawner_queue,), name="spawner", daemon=True
+            ).start()
+    future: Future[T] = Future()
+    _spawner_queue.put((start, future))
+    return future.result()
+
+
+def _serve_spawns(requests: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]]]) -> None:
+    while True:
+        start, future = requests.get()
+        try:
+            future.set_result(start())
+        except BaseException as error:
+            future.set_exception(error)
+
+
 def spawn(
     name: str,
     argv: Sequence[str],
@@ -92,18 +136,21 @@ def spawn(
     cwd: Path | None = None,
 ) -> Process:
     """Start a child in its own process group, tied to our life, logging to ``log``."""
-    with open(log, "ab") as out:
-        popen = subprocess.Popen(
-            list(argv),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=env,
-            cwd=cwd,
-            start_new_session=True,
-            preexec_fn=_die_with_parent,
-        )
-    return Process(name, popen, log)
+
+    def start() -> subprocess.Popen[bytes]:
+        with open(log, "ab") as out:
+            return subprocess.Popen(
+                list(argv),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                cwd=cwd,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
+
+    return Process(name, _on_a_lasting_thread(start), log)
 
 
 @dataclass
@@ -127,6 +174,7 @@ class ControlPlane:
         self.pki: pki.Pki | None = None
         self.apiserver_url = ""
         self.url = ""
+        self._apiserver_args: list[str] = []
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -241,9 +289,24 @@ class ControlPlane:
                 "--audit-log-maxsize=0",
             ]
         args += list(self.extra_apiserver_args)
-        proc = spawn("kube-apiserver", args, self.dir / "kube-apiserver.log")
-        self.processes.append(proc)
-        self._wait(proc, f"{self.apiserver_url}/readyz", deadline, token=self.pki.admin_token)
+        # Kept: a restart must come back exactly the same, on the same port.
+        self._apiserver_args = args
+        self.processes.append(self._spawn_apiserver())
+        self._wait_apiserver(deadline)
+
+    def _spawn_apiserver(self) -> Process:
+        return spawn("kube-apiserver", self._apiserver_args, self.dir / "kube-apiserver.log")
+
+    def _apiserver_process(self) -> Process:
+        return next(p for p in self.processes if p.name == "kube-apiserver")
+
+    def _wait_apiserver(self, deadline: float) -> None:
+        self._wait(
+            self._apiserver_process(),
+            f"{self.apiserver_url}/readyz",
+            deadline,
+            token=self.admin_token,
+        )
 
     def _start_proxy(self, deadline: float) -> None:
         assert self.pki is not None
@@ -272,6 +335,221 @@ class ControlPlane:
         context = self.ssl_context() if url.startswith("https") else None
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         wait_until_ready(proc, url, deadline, headers=headers, context=context)
+
+    # -- faults: kube-apiserver restarts and expired watches ----------------
+
+    def apiserver_running(self) -> bool:
+        return self._apiserver_process().popen.poll() is None
+
+    def stop_apiserver(self) -> None:
+        """SIGKILL kube-apiserver (no graceful drain): its connections and watches just end.
+
+        Until ``start_apiserver``, the proxy answers every request 503 ServiceUnavailable.
+        """
+        proc = self._apiserver_process()
+        if proc.popen.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.popen.pid, signal.SIGKILL)
+            proc.popen.wait()
+
+    def start_apiserver(self, timeout: float = 60.0) -> None:
+        """Start kube-apiserver again with the same arguments, port and etcd data.
+
+        Returns once it is ready and every watchable resource (built-in and CRD)
+        accepts a watch: CRDs are served and watch caches are initialized, so no
+        client sees a 404 or a 429 for a restart that has already finished.
+        """
+        if self.apiserver_running():
+            return
+        deadline = time.monotonic() + timeout
+        index = self.processes.index(self._apiserver_process())
+        self.processes[index] = self._spawn_apiserver()
+        self._wait_apiserver(deadline)
+        self._wait_watchable(deadline)
+        proxy = next(p for p in self.processes if p.name == "openshift-emulation")
+        self._wait(proxy, f"{self.url}/readyz", deadline, token=self.admin_token)
+
+    def restart_apiserver(self, down_for: float = 0.0, timeout: float = 60.0) -> None:
+        """Kill kube-apiserver, keep it down ``down_for`` seconds, start it again, wait ready.
+
+        The URL, port, arguments, etcd data and tokens are unchanged. Clients'
+        watches through the proxy break when it dies; requests meanwhile get 503.
+        """
+        self.stop_apiserver()
+        try:
+            time.sleep(down_for)
+        finally:
+            self.start_apiserver(timeout)
+
+    def compact_etcd(self) -> int:
+        """Compact etcd (physically) at its current revision; returns that revision.
+
+        Only etcd forgets: kube-apiserver's watch cache may still serve older
+        resourceVersions from memory (see ``expire_watches``).
+        """
+        revision = int(self._etcd("/v3/kv/range", {"key": _b64("\0")})["header"]["revision"])
+        self._etcd("/v3/kv/compaction", {"revision": revision, "physical": True})
+        return revision
+
+    def expire_watches(self, timeout: float = 60.0) -> int:
+        """Make every resourceVersion handed out before this call answer 410 Gone.
+
+        Recipe: two writes to a key outside kube-apiserver's ``/registry`` prefix
+        (so every earlier resourceVersion R is at most revision N - 2), compact
+        etcd at N, then restart kube-apiserver so its watch caches are rebuilt
+        from a list at a revision >= N.
+
+        Guarantees, once it returns: a watch from any R obtained earlier, on any
+        resource, through the proxy or directly, fails with 410 (kube-apiserver
+        answers HTTP 200 with a single ERROR event whose Status has code 410 and
+        reason Expired, then ends the stream); a list with resourceVersion=R and
+        resourceVersionMatch=Exact also answers 410. Every watch open before the
+        call has been broken (the restart). Objects are untouched, and the plane
+        is ready as after ``start_apiserver``. Returns N.
+        """
+        for _ in range(2):
+            self._etcd("/v3/kv/put", {"key": _b64(_BUMP_KEY), "value": _b64("bump")})
+        revision = self.compact_etcd()
+        self.restart_apiserver(timeout=timeout)
+        return revision
+
+    def _etcd(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        # etcd's v3 JSON gateway: bytes as base64, int64 as strings.
+        request = urllib.request.Request(
+            self.etcd_url + path, data=json.dumps(body).encode(), method="POST"
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            answer: dict[str, Any] = json.loads(response.read())
+        return answer
+
+    def _wait_watchable(self, deadline: float) -> None:
+        pending = self._watchable_paths(deadline)
+        last = ""
+        while pending:
+            for path in sorted(pending):
+                code, last = self._probe_watch(path)
+                if code == 200:
+                    pending.discard(path)
+            if not pending:
+                return
+            if time.monotonic() > deadline:
+                proc = self._apiserver_process()
+                raise StartError(
+                    f"kube-apiserver would not watch {sorted(pending)} in time ({last}); "
+                    f"last lines of {proc.log}:\n{proc.tail()}"
+                )
+            time.sleep(0.1)
+
+    def _watchable_paths(self, deadline: float) -> set[str]:
+        """List paths of every watchable resource: discovery, plus each CRD explicitly."""
+        paths: set[str] = set()
+        group_versions = ["v1"]
+        for group in self._get_json("/apis", deadline)["groups"]:
+            group_versions.append(group["preferredVersion"]["groupVersion"])
+        for group_version in group_versions:
+            base = "/api/v1" if group_version == "v1" else f"/apis/{group_version}"
+            for resource in self._get_json(base, deadline).get("resources", []):
+                if "/" not in resource["name"] and "watch" in resource.get("verbs", []):
+                    paths.add(f"{base}/{resource['name']}")
+        # Discovery of CRDs fills in a moment after readyz; the CRDs themselves are stored.
+        crds = self._get_json("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", deadline)
+        for crd in crds["items"]:
+            spec = crd["spec"]
+            for version in spec["versions"]:
+                if version.get("served"):
+                    paths.add(f"/apis/{spec['group']}/{version['name']}/{spec['names']['plural']}")
+        return paths
+
+    def _get_json(self, path: str, deadline: float) -> Any:
+        while True:
+            try:
+                with self._direct(path) as response:
+                    return json.loads(response.read())
+            except (urllib.error.URLError, OSError):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+
+    def _probe_watch(self, path: str) -> tuple[int, str]:
+        """Open a watch from the current list's resourceVersion; its status, and why not."""
+        try:
+            with self._direct(f"{path}?limit=1") as response:
+                rv = json.loads(response.read())["metadata"]["resourceVersion"]
+            # The status line comes as soon as the watch is registered: no need to read on.
+            with self._direct(f"{path}?watch=true&timeoutSeconds=1&resourceVersion={rv}") as watch:
+                return watch.status, ""
+        except urllib.error.HTTPError as error:
+            return error.code, f"{path}: {error.code} {error.reason}"
+        except (urllib.error.URLError, OSError) as error:
+            return 0, f"{path}: {error}"
+
+    def _direct(self, path: str) -> Any:
+        request = urllib.request.Request(
+            self.apiserver_url + path, headers={"Authorization": f"Bearer {self.admin_token}"}
+        )
+        return urllib.request.urlopen(request, timeout=10, context=self.ssl_context())
+
+    # -- faults: the proxy's switches -------------------------------------------
+
+    def set_faults(
+        self,
+        *,
+        drop_instantiate_responses: int | None = None,
+        unavailable_for_s: float | None = None,
+    ) -> dict[str, Any]:
+        """Switch proxy faults on (only those given); returns the proxy's fault state.
+
+        ``drop_instantiate_responses=N``: the next N instantiate calls that
+        succeed do all their work (Build created, BuildConfig status updated)
+        and then the connection is aborted with no response.
+        ``unavailable_for_s=S``: for S seconds from now, every request but
+        ``/_emulation/*`` is answered 503 ServiceUnavailable (a metav1.Status),
+        new watches included; every stream open at that moment is broken
+        abruptly. 0 ends an outage early. It ends by itself.
+        """
+        changes: dict[str, Any] = {}
+        if drop_instantiate_responses is not None:
+            changes["drop_instantiate_responses"] = drop_instantiate_responses
+        if unavailable_for_s is not None:
+            changes["unavailable_for_s"] = unavailable_for_s
+        return self._faults_call("PUT", changes)
+
+    def faults(self) -> dict[str, Any]:
+        """The proxy's switches and counters (see ``proxy.Faults``)."""
+        return self._faults_call("GET")
+
+    def reset_faults(self) -> dict[str, Any]:
+        """Every switch off, every counter zero."""
+        return self._faults_call("DELETE")
+
+    @contextlib.contextmanager
+    def faults_injected(
+        self,
+        *,
+        drop_instantiate_responses: int | None = None,
+        unavailable_for_s: float | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """``set_faults`` for the ``with`` block; ``reset_faults`` afterwards, whatever happens."""
+        try:
+            yield self.set_faults(
+                drop_instantiate_responses=drop_instantiate_responses,
+                unavailable_for_s=unavailable_for_s,
+            )
+        finally:
+            self.reset_faults()
+
+    def _faults_call(self, method: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        request = urllib.request.Request(
+            f"{self.url}/_emulation/faults",
+            data=None if body is None else json.dumps(body).encode(),
+            method=method,
+            headers={"Authorization": f"Bearer {self.admin_token}"},
+        )
+        if body is not None:
+            request.add_header("Content-Type", "application/json")
+        with urllib.request.urlopen(request, timeout=10, context=self.ssl_context()) as response:
+            state: dict[str, Any] = json.loads(response.read())
+        return state
 
     # -- clients -----------------------------------------------------------
 
@@ -311,6 +589,14 @@ class ControlPlane:
             text=True,
             timeout=120,
         )
+
+
+# Written only to move etcd's revision on; kube-apiserver reads nothing outside /registry/.
+_BUMP_KEY = "/imagestream-trigger-harness/revision-bump"
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
 
 
 def wait_until_ready(

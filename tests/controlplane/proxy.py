@@ -12,6 +12,11 @@ refusals look exactly as they would on OpenShift:
 
 The state changes are computed by the pure functions in ``openshift.py``.
 
+Tests inject failures at run time through ``/_emulation/faults`` (admin token
+only; see ``Faults``): dropped instantiate responses and a whole-API outage.
+When kube-apiserver itself is down, every request is answered 503, as a load
+balancer in front of a real cluster would, and open watch streams break.
+
 Run: ``python -m tests.controlplane.proxy --listen-port ... --upstream ...``
 """
 
@@ -20,14 +25,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import hmac
 import json
 import logging
 import re
 import ssl
+import time
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any
 
-from aiohttp import ClientSession, ClientTimeout, TCPConnector, web
+from aiohttp import ClientError, ClientResponse, ClientSession, ClientTimeout, TCPConnector, web
 
 from tests.controlplane import openshift
 
@@ -35,6 +43,10 @@ log = logging.getLogger("openshift-emulation")
 
 IMAGE = "image.openshift.io"
 BUILD = "build.openshift.io"
+# The proxy's own endpoints; kube-apiserver never serves this prefix.
+ADMIN_PREFIX = "/_emulation/"
+FAULTS_PATH = "/_emulation/faults"
+HEALTH_PATH = "/_emulation/healthz"
 _HOP_BY_HOP = {
     "connection",
     "keep-alive",
@@ -95,6 +107,44 @@ def status(code: int, reason: str, message: str, **details: Any) -> web.Response
     return web.json_response(body, status=code)
 
 
+def unavailable(detail: str) -> web.Response:
+    # kube-apiserver's own wording for StatusReasonServiceUnavailable.
+    message = f"the server is currently unable to handle the request ({detail})"
+    return status(503, "ServiceUnavailable", message)
+
+
+@dataclass
+class Faults:
+    """Failures a test switches on with ``PUT /_emulation/faults``, and what they did.
+
+    Switches: ``drop_instantiate_responses`` (int) and ``unavailable_for_s``
+    (float seconds from now; 0 ends an outage). The rest are counters.
+    """
+
+    drop_instantiate_responses: int = 0
+    unavailable_until: float = 0.0  # time.monotonic()
+    instantiate_requests: int = 0  # received, refused ones included
+    instantiate_responses_dropped: int = 0
+    unavailable_responses: int = 0  # 503s from the outage switch
+    upstream_unavailable_responses: int = 0  # 503s because kube-apiserver was unreachable
+    streams_broken: int = 0  # streamed responses (watches) cut by an outage or a dead upstream
+
+    def unavailable_for(self) -> float:
+        return max(0.0, self.unavailable_until - time.monotonic())
+
+    def state(self, streams_open: int) -> dict[str, Any]:
+        return {
+            "drop_instantiate_responses": self.drop_instantiate_responses,
+            "unavailable_for_s": round(self.unavailable_for(), 3),
+            "instantiate_requests": self.instantiate_requests,
+            "instantiate_responses_dropped": self.instantiate_responses_dropped,
+            "unavailable_responses": self.unavailable_responses,
+            "upstream_unavailable_responses": self.upstream_unavailable_responses,
+            "streams_broken": self.streams_broken,
+            "streams_open": streams_open,
+        }
+
+
 class Emulation:
     def __init__(self, upstream: str, ca_file: str, admin_token: str) -> None:
         self.upstream = upstream.rstrip("/")
@@ -104,6 +154,9 @@ class Emulation:
         # One instantiate at a time per BuildConfig: the numbering and the
         # already-built check must not interleave.
         self.bc_locks: defaultdict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
+        self.faults = Faults()
+        # Streamed responses in flight, so an outage can cut them.
+        self.streams: dict[ClientResponse, web.Request] = {}
 
     async def start(self, _app: web.Application) -> None:
         self.session = ClientSession(
@@ -120,6 +173,23 @@ class Emulation:
     # -- generic forwarding ------------------------------------------------
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        path = request.path
+        if path.startswith(ADMIN_PREFIX):
+            return await self.admin(request)
+        if _INSTANTIATE.match(path):
+            self.faults.instantiate_requests += 1
+        if self.faults.unavailable_for() > 0:
+            self.faults.unavailable_responses += 1
+            return unavailable("outage injected by the test harness")
+        try:
+            return await self.route(request)
+        except (ClientError, OSError) as error:
+            # kube-apiserver is down or restarting (streams handle their own breaks).
+            self.faults.upstream_unavailable_responses += 1
+            log.warning("%s %s: kube-apiserver unreachable: %r", request.method, path, error)
+            return unavailable(f"kube-apiserver unreachable: {type(error).__name__}")
+
+    async def route(self, request: web.Request) -> web.StreamResponse:
         path = request.path
         if match := _INSTANTIATE.match(path):
             if request.method != "POST":
@@ -156,14 +226,24 @@ class Emulation:
             # Chunked: watches and large lists. Pass each chunk on as it comes.
             response = web.StreamResponse(status=upstream.status, headers=headers)
             await response.prepare(request)
+            self.streams[upstream] = request
             try:
                 async for chunk in upstream.content.iter_any():
                     await response.write(chunk)
-            except (ConnectionResetError, asyncio.CancelledError):
-                # The client went away (a watch was closed): drop the upstream too.
+                await response.write_eof()
+            except asyncio.CancelledError:
                 upstream.close()
                 raise
-            await response.write_eof()
+            except (ClientError, OSError):
+                # The client went away (a watch was closed), or kube-apiserver died
+                # or an outage cut the stream: drop both ends, with no final chunk,
+                # so the client sees the stream break as it would on a real cluster.
+                upstream.close()
+                if request.transport is not None and not request.transport.is_closing():
+                    self.faults.streams_broken += 1
+                    request.transport.abort()
+            finally:
+                self.streams.pop(upstream, None)
             return response
 
     async def api(
@@ -292,7 +372,72 @@ class Emulation:
             log.info(
                 "instantiate %s/%s -> %s (%s)", namespace, name, build["metadata"]["name"], code
             )
+            if code == 201 and self.faults.drop_instantiate_responses > 0:
+                # The work is done; the caller never hears of it (a lost response).
+                self.faults.drop_instantiate_responses -= 1
+                self.faults.instantiate_responses_dropped += 1
+                log.info("instantiate %s/%s: response dropped (fault injected)", namespace, name)
+                if request.transport is not None:
+                    request.transport.abort()
             return web.json_response(created, status=code)
+
+    # -- fault injection -----------------------------------------------------
+
+    async def admin(self, request: web.Request) -> web.Response:
+        if request.path == HEALTH_PATH:
+            # The proxy's own liveness: answered even during an injected outage.
+            return web.Response(text="ok")
+        if request.path != FAULTS_PATH:
+            return status(404, "NotFound", f"{request.path} is not an emulation endpoint")
+        token = _token(request)
+        if token is None:
+            return status(401, "Unauthorized", "Unauthorized")
+        if not hmac.compare_digest(token.encode(), self.admin_token.encode()):
+            return status(403, "Forbidden", "only the admin token may inject faults")
+        if request.method == "DELETE":
+            self.faults = Faults()
+        elif request.method == "PUT":
+            try:
+                changes = await request.json()
+            except ValueError:
+                return status(400, "BadRequest", "the body must be a JSON object")
+            problem = self.apply_faults(changes)
+            if problem:
+                return status(400, "BadRequest", problem)
+        elif request.method != "GET":
+            return status(405, "MethodNotAllowed", f"use GET, PUT or DELETE on {FAULTS_PATH}")
+        return web.json_response(self.faults.state(len(self.streams)))
+
+    def apply_faults(self, changes: Any) -> str | None:
+        """Apply the switches in ``changes``; a problem (and no change at all) if invalid."""
+        if not isinstance(changes, dict):
+            return "the body must be a JSON object"
+        unknown = set(changes) - {"drop_instantiate_responses", "unavailable_for_s"}
+        if unknown:
+            return f"unknown fault switches: {sorted(unknown)}"
+        drops = changes.get("drop_instantiate_responses", self.faults.drop_instantiate_responses)
+        if isinstance(drops, bool) or not isinstance(drops, int) or drops < 0:
+            return "drop_instantiate_responses must be an integer >= 0"
+        outage = changes.get("unavailable_for_s")
+        if outage is not None and (
+            isinstance(outage, bool) or not isinstance(outage, int | float) or outage < 0
+        ):
+            return "unavailable_for_s must be a number of seconds >= 0"
+        self.faults.drop_instantiate_responses = drops
+        if outage is not None:
+            self.faults.unavailable_until = time.monotonic() + outage
+            log.warning("outage injected for %.3fs", outage)
+            if outage > 0:
+                self.break_streams()
+        return None
+
+    def break_streams(self) -> None:
+        # An API server going away ends its watches abruptly; do the same.
+        for upstream, request in list(self.streams.items()):
+            upstream.close()
+            if request.transport is not None and not request.transport.is_closing():
+                self.faults.streams_broken += 1
+                request.transport.abort()
 
     # -- image.openshift.io: imagestreamtags ---------------------------------
 

@@ -7,8 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.controlplane import cluster
 from tests.controlplane.kube import Kube, install_crds
+
+# Starts a control plane of its own: keep it out of `make unit`.
+pytestmark = pytest.mark.controlplane
 
 
 def run_operator(kubeconfig: Path) -> subprocess.CompletedProcess[str]:

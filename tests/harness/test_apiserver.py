@@ -22,6 +22,9 @@ from tests.controlplane.kube import (
     wait_established,
 )
 
+# One test starts a control plane of its own (not the fixture): keep it out of `make unit`.
+pytestmark = pytest.mark.controlplane
+
 
 def deployment(name: str, containers: dict[str, str]) -> dict[str, Any]:
     return {
