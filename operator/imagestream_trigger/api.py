@@ -6,9 +6,7 @@ vocabulary from here, so a reason string is spelled in exactly one place.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from enum import StrEnum
-from types import MappingProxyType
 from typing import Final, NamedTuple
 
 GROUP: Final = "imagestream-trigger.dev"
@@ -53,12 +51,6 @@ class TargetKind(StrEnum):
     BuildConfig = "BuildConfig"
 
 
-# Kinds with a pod template whose container images we patch; BuildConfigs are instantiated.
-WORKLOAD_KINDS: Final[frozenset[TargetKind]] = frozenset(
-    {TargetKind.Deployment, TargetKind.StatefulSet, TargetKind.DaemonSet, TargetKind.CronJob}
-)
-
-
 class ApiResource(NamedTuple):
     """Where a kind is served: what a client needs to build its URL."""
 
@@ -66,26 +58,6 @@ class ApiResource(NamedTuple):
     version: str
     plural: str
 
-
-TARGET_RESOURCES: Final[Mapping[TargetKind, ApiResource]] = MappingProxyType(
-    {
-        TargetKind.Deployment: ApiResource("apps", "v1", "deployments"),
-        TargetKind.StatefulSet: ApiResource("apps", "v1", "statefulsets"),
-        TargetKind.DaemonSet: ApiResource("apps", "v1", "daemonsets"),
-        TargetKind.CronJob: ApiResource("batch", "v1", "cronjobs"),
-        TargetKind.BuildConfig: ApiResource("build.openshift.io", "v1", "buildconfigs"),
-    }
-)
-
-# Where a workload's pod spec lives; OpenShift's trigger fieldPaths start with it plus ".".
-POD_SPEC_PATHS: Final[Mapping[TargetKind, tuple[str, ...]]] = MappingProxyType(
-    {
-        TargetKind.Deployment: ("spec", "template", "spec"),
-        TargetKind.StatefulSet: ("spec", "template", "spec"),
-        TargetKind.DaemonSet: ("spec", "template", "spec"),
-        TargetKind.CronJob: ("spec", "jobTemplate", "spec", "template", "spec"),
-    }
-)
 
 IMAGESTREAM_RESOURCE: Final = ApiResource("image.openshift.io", "v1", "imagestreams")
 IMAGETRIGGER_RESOURCE: Final = ApiResource(GROUP, VERSION, PLURAL)

@@ -93,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--max-concurrent-writes", type=int, metavar="N", help=_help("max_concurrent_writes")
     )
+    run.add_argument("--workers", type=int, metavar="N", help=_help("workers"))
     return parser
 
 

@@ -11,30 +11,18 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from imagestream_trigger.api import LAST_APPLIED_ANNOTATION, POD_SPEC_PATHS, Reason, TargetKind
+from imagestream_trigger.api import LAST_APPLIED_ANNOTATION, Reason
+from imagestream_trigger.kinds import Container, workload_kind
 from imagestream_trigger.resolve import ResolvedImage, TagRef, image_repository
 from imagestream_trigger.triggers import (
     AnnotationTrigger,
     Problem,
     ProblemCode,
     describe_containers,
+    plain,
+    quote,
     select_container,
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Container:
-    """A container of a pod template, located so that a patch can address it."""
-
-    name: str
-    image: str
-    init: bool  # listed in initContainers rather than containers
-    index: int  # position in its own list
-
-    @property
-    def key(self) -> str:
-        """Key in the last-applied annotation: "web", or "init:setup" for init containers."""
-        return f"init:{self.name}" if self.init else self.name
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,38 +32,6 @@ class ImageChange:
     container: Container
     new_image: str
     source: TagRef
-
-
-def pod_spec_path(kind: str) -> tuple[str, ...]:
-    """Keys leading from a workload's root to its pod spec (CronJobs nest it deeper)."""
-    try:
-        return POD_SPEC_PATHS[TargetKind(kind)]
-    except (KeyError, ValueError):
-        raise ValueError(f"{kind!r} has no pod template") from None
-
-
-def containers_of(kind: str, body: Mapping[str, Any]) -> tuple[Container, ...]:
-    """The containers, then the init containers, of a workload body; () if it has none."""
-    spec: Any = body
-    for key in pod_spec_path(kind):
-        spec = spec.get(key) if isinstance(spec, Mapping) else None
-    if not isinstance(spec, Mapping):
-        return ()
-    found: list[Container] = []
-    for field, init in (("containers", False), ("initContainers", True)):
-        entries = spec.get(field)
-        for index, entry in enumerate(entries if isinstance(entries, list) else []):
-            entry = entry if isinstance(entry, Mapping) else {}
-            name, image = entry.get("name"), entry.get("image")
-            found.append(
-                Container(
-                    name=name if isinstance(name, str) else "",
-                    image=image if isinstance(image, str) else "",
-                    init=init,
-                    index=index,
-                )
-            )
-    return tuple(found)
 
 
 def plan_annotation(
@@ -110,7 +66,7 @@ def plan_annotation(
             problems.append(
                 Problem(
                     ProblemCode.ContainerNotFound,
-                    f"trigger with fieldPath {json.dumps(trigger.field_path)} selects no "
+                    f"trigger with fieldPath {quote(trigger.field_path)} selects no "
                     f"container (this object has {describe_containers(containers)}), so no "
                     "trigger of this object is applied, as in OpenShift. Fix the selector.",
                 )
@@ -148,7 +104,7 @@ def plan_target(
         ]
         by_name = {(c.name, c.init): c for c in containers}
         missing = [
-            f"{'init container' if init else 'container'} {json.dumps(name)}"
+            f"{'init container' if init else 'container'} {quote(name)}"
             for name, init in wanted
             if (name, init) not in by_name
         ]
@@ -162,11 +118,11 @@ def plan_target(
         selected = [c for c in containers if image_repository(c.image) in follows]
         if not selected:
             listing = ", ".join(
-                f"{'init container' if c.init else 'container'} {json.dumps(c.name)} ({c.image})"
+                f"{'init container' if c.init else 'container'} {quote(c.name)} ({plain(c.image)})"
                 for c in containers
             )
             message = (
-                f"no container runs an image from {source} "
+                f"no container runs an image from {plain(str(source))} "
                 f"(repositories {', '.join(sorted(follows))}); the target has "
                 f"{listing or 'no containers'}. "
                 "Name the containers in the target to update them anyway."
@@ -206,7 +162,7 @@ def workload_patch(
     """
     if not changes:
         return []
-    base = "/" + "/".join(pod_spec_path(kind))
+    base = workload_kind(kind).patch_base
     patch: list[dict[str, Any]] = []
     for change in changes:
         container = change.container
@@ -285,10 +241,10 @@ def _duplicate_container(
 ) -> Problem:
     return Problem(
         ProblemCode.DuplicateContainer,
-        f"triggers with fieldPath {json.dumps(first.field_path)} and "
-        f"{json.dumps(second.field_path)} both select {json.dumps(container.key)}; "
-        f"OpenShift applies them in order, so it follows {second.source} whenever that "
-        f"resolves, else {first.source}. Keep one trigger per container.",
+        f"triggers with fieldPath {quote(first.field_path)} and "
+        f"{quote(second.field_path)} both select {quote(container.key)}; "
+        f"OpenShift applies them in order, so it follows {plain(str(second.source))} whenever "
+        f"that resolves, else {plain(str(first.source))}. Keep one trigger per container.",
     )
 
 

@@ -9,6 +9,7 @@
         ├── ForbiddenError         403: RBAC is missing (reported as Reason.Forbidden)
         ├── NotFoundError          404: the object (or the resource type) does not exist
         ├── ConflictError          409: someone wrote first; re-read and retry
+        ├── GoneError              410: a watch's resourceVersion is too old; list again
         └── InvalidPatchError      422 from a JSON Patch ``test`` op: the object moved; re-plan
 """
 
@@ -61,6 +62,10 @@ class NotFoundError(ApiError):
 
 class ConflictError(ApiError):
     """HTTP 409: the object changed under us; a re-read and retry usually succeeds."""
+
+
+class GoneError(ApiError):
+    """HTTP 410: the resourceVersion a watch resumed from is no longer available."""
 
 
 class InvalidPatchError(ApiError):

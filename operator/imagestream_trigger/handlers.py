@@ -1,106 +1,90 @@
-"""kopf wiring, and nothing else: each handler is a few lines that delegate.
+"""kopf wiring, and nothing else: each handler hands its event to intake and queues the wakes.
 
-Only ``@kopf.on.event`` is used, on every resource: it never writes to the
-watched objects (no diff-base annotation, no finalizer), which matters because
-ImageStreams and workloads are not ours. Each event first updates our own
-in-memory index of that resource (already filled by ``runner.prime`` before
-kopf starts), then asks the reconciler what to do.
+Only ``@kopf.on.event`` is used, for ImageStreams and ImageTriggers: it never
+writes to the watched objects (no diff-base annotation, no finalizer), which
+matters because ImageStreams are not ours. The workloads and BuildConfigs we
+write to are watched by ``watch.py``.
+
+kopf does not tell handlers when it lists again after a "410 Gone", and a
+relist carries no DELETED events for what vanished meanwhile; so a listed
+event (type None) after start-up schedules a sweep that lists the names and
+drops from the index what is gone.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import functools
+import itertools
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import kopf
 
-from imagestream_trigger import index
-from imagestream_trigger.api import (
-    IMAGESTREAM_RESOURCE,
-    IMAGETRIGGER_RESOURCE,
-    TARGET_RESOURCES,
-    WORKLOAD_KINDS,
-    ApiResource,
-    TargetKind,
-)
-from imagestream_trigger.reconciler import Reconciler
-from imagestream_trigger.settings import Settings
-from imagestream_trigger.world import BY_KIND, STREAMS, TRIGGERS
+from imagestream_trigger.act.client import Api
+from imagestream_trigger.api import IMAGESTREAM_RESOURCE, IMAGETRIGGER_RESOURCE, ApiResource
+from imagestream_trigger.intake import IMAGETRIGGER, Intake, Wake
+from imagestream_trigger.watch import list_pages
 
 log = logging.getLogger(__name__)
 
-# How each resource's objects are projected into index keys.
-Projector = Callable[[Mapping[str, Any]], Mapping[index.Key, object]]
+SWEEP_DELAY_S = 2.0
 
 
-def projectors(settings: Settings) -> dict[str, tuple[ApiResource, Projector]]:
-    """Index id -> (resource, projection), for every resource the operator follows."""
-    native = settings.native_annotations
-    found: dict[str, tuple[ApiResource, Projector]] = {
-        STREAMS: (IMAGESTREAM_RESOURCE, index.stream_keys),
-        TRIGGERS: (IMAGETRIGGER_RESOURCE, index.trigger_keys),
-    }
-    for kind, index_id in BY_KIND.items():
-        if kind in WORKLOAD_KINDS:
-            found[index_id] = (
-                TARGET_RESOURCES[kind],
-                functools.partial(_workload_keys, kind, native),
-            )
-        else:
-            found[index_id] = (TARGET_RESOURCES[kind], index.buildconfig_keys)
-    return found
+class Backoffs:
+    """kopf's request retries: short, and never exhausted (an outage must not stop the
+    operator); re-iterable, since kopf iterates it afresh for every request."""
 
-
-def _workload_keys(
-    kind: TargetKind, native: bool, body: Mapping[str, Any]
-) -> Mapping[index.Key, object]:
-    return index.workload_keys(kind, body, native=native)
-
-
-def update(local: index.LocalIndex, project: Projector, event: str | None, body: Any) -> str | None:
-    """Index the event's object; returns the event type the reconciler should see.
-
-    The initial listing (type None) normally repeats what ``runner.prime`` indexed
-    and needs no fan-out. An object that appeared or changed between the prime
-    and kopf's own listing is news, though: it is passed on as ADDED.
-    """
-    uid = str(body.get("metadata", {}).get("uid", ""))
-    if event == "DELETED":
-        local.remove(uid)
-        return event
-    changed = local.replace(uid, project(body))
-    return "ADDED" if event is None and changed else event
+    def __iter__(self) -> Iterator[float]:
+        return itertools.chain((0.25, 0.5, 1.0), itertools.repeat(1.5))
 
 
 def register(
     registry: kopf.OperatorRegistry,
-    reconciler: Reconciler,
-    settings: Settings,
-    indexes: Mapping[str, index.LocalIndex],
+    intake: Intake,
+    enqueue: Callable[[list[Wake]], None],
+    api: Api,
+    *,
+    selected: Callable[[str], bool],
+    on_stream_event: Callable[[str | None], None] = lambda type: None,
 ) -> None:
     """Attach every handler to ``registry`` (a fresh one per operator run)."""
-    project = projectors(settings)
-    streams, stream_projector = project[STREAMS]
+    sweeps: dict[str, asyncio.TimerHandle] = {}
+    started = {"done": False}
+
+    def relisted(kind: str, resource: ApiResource) -> None:
+        if not started["done"] or kind in sweeps:
+            return
+
+        async def sweep() -> None:
+            sweeps.pop(kind, None)
+            try:
+                items, _ = await list_pages(api, resource, "", kind)
+            except Exception as error:  # the next relist schedules another sweep
+                log.warning("could not list %s to find deletions: %s", resource.plural, error)
+                return
+            present = set()
+            for item in items:
+                meta = item.get("metadata") or {}
+                if selected(str(meta.get("namespace") or "")):
+                    present.add((str(meta.get("namespace") or ""), str(meta.get("name") or "")))
+            enqueue(intake.forget_missing(kind, present))
+
+        loop = asyncio.get_running_loop()
+        sweeps[kind] = loop.call_later(SWEEP_DELAY_S, lambda: loop.create_task(sweep()))
+
+    streams = IMAGESTREAM_RESOURCE
 
     @kopf.on.event(
         streams.group, streams.version, streams.plural, id="imagestream-events", registry=registry
     )
-    async def stream_event(
-        type: str, body: kopf.Body, namespace: str | None, name: str, **_: Any
-    ) -> None:
-        event = update(indexes[STREAMS], stream_projector, type, body)
-        info = None if event == "DELETED" else index.stream_info(body)
-        await reconciler.on_stream(event, info, (namespace or "", name))
+    async def stream_event(type: str | None, body: kopf.Body, **_: Any) -> None:
+        on_stream_event(type)
+        enqueue(intake.stream(type, body))
+        if type is None:
+            relisted("ImageStream", streams)
 
-    for kind, index_id in BY_KIND.items():
-        resource, projector = project[index_id]
-        _register_target(registry, reconciler, kind, resource, indexes[index_id], projector)
-
-    triggers, trigger_projector = project[TRIGGERS]
+    triggers = IMAGETRIGGER_RESOURCE
 
     @kopf.on.event(
         triggers.group,
@@ -109,18 +93,24 @@ def register(
         id="imagetrigger-events",
         registry=registry,
     )
-    async def trigger_event(
-        type: str, body: kopf.Body, namespace: str | None, name: str, **_: Any
-    ) -> None:
-        if update(indexes[TRIGGERS], trigger_projector, type, body) == "DELETED":
-            reconciler.forget_trigger(namespace or "", name)
-        else:
-            await reconciler.reconcile_trigger(namespace or "", name)
+    async def trigger_event(type: str | None, body: kopf.Body, **_: Any) -> None:
+        enqueue(intake.trigger(type, body))
+        if type is None:
+            relisted(IMAGETRIGGER, triggers)
 
     @kopf.on.login(registry=registry)
-    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-        # The same sources as our own client (act/client.py), in the same order.
-        return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+    def login(**_: Any) -> kopf.ConnectionInfo:
+        # The very credentials of our own client (act/client.py): one source for both.
+        c = api.credentials()
+        return kopf.ConnectionInfo(
+            server=c.server,
+            ca_path=c.ca_file,
+            insecure=not c.verify,
+            scheme="Bearer" if c.token else None,
+            token=c.token,
+            certificate_path=c.cert_file,
+            private_key_path=c.key_file,
+        )
 
     @kopf.on.startup(registry=registry)
     async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
@@ -131,51 +121,12 @@ def register(
         # object's last body) go soon after its event was handled.
         settings.watching.chunk_size = 500
         settings.queueing.idle_timeout = 1.0
-        settings.networking.error_backoffs = [1, 2, 5, 10, 30]
+        # Back within seconds after an API outage, and never give up on a watch.
+        settings.networking.error_backoffs = Backoffs()
+        settings.watching.reconnect_backoff = 0.25
 
     @kopf.on.startup(registry=registry)
-    async def start_resync(memo: kopf.Memo, **_: Any) -> None:
-        memo["resync"] = asyncio.create_task(_resync_forever(reconciler, settings.resync_seconds))
-
-    @kopf.on.cleanup(registry=registry)
-    async def stop_resync(memo: kopf.Memo, **_: Any) -> None:
-        task = memo.get("resync")
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-
-def _register_target(
-    registry: kopf.OperatorRegistry,
-    reconciler: Reconciler,
-    kind: TargetKind,
-    resource: ApiResource,
-    local: index.LocalIndex,
-    projector: Projector,
-) -> None:
-    async def target_event(
-        type: str, body: kopf.Body, namespace: str | None, name: str, **_: Any
-    ) -> None:
-        event = update(local, projector, type, body)
-        if event == "DELETED":
-            await reconciler.on_target_deleted(kind, namespace or "", name)
-        else:
-            await reconciler.on_target(kind, namespace or "", name, event)
-
-    kopf.on.event(
-        resource.group,
-        resource.version,
-        resource.plural,
-        id=f"{resource.plural}-events",
-        registry=registry,
-    )(target_event)
-
-
-async def _resync_forever(reconciler: Reconciler, every: float) -> None:
-    while True:
-        await asyncio.sleep(every)
-        try:
-            await reconciler.resync()
-        except Exception:  # the safety net must never take the operator down
-            log.exception("periodic resync failed; will try again in %.0fs", every)
+    async def mark_started(**_: Any) -> None:
+        # kopf's own first listing repeats the start-up one; only later ones are relists.
+        loop = asyncio.get_running_loop()
+        loop.call_later(10.0, started.update, {"done": True})

@@ -1,41 +1,32 @@
-"""What the operator remembers about each watched object: small frozen records, never bodies.
+"""What the operator knows about each watched object: small frozen records, never bodies.
 
-Pure: a body in, a record and its index keys out, kept in a ``LocalIndex`` per
-resource. At start-up the indexes are filled from one paginated LIST per
-resource before kopf starts watching (``runner.prime``), then kept current by
-every watch event (``handlers.py``), so every decision is taken from memory: no
-GET or LIST per event.
+Pure. A body goes in, a record comes out (the projections below, total over
+any JSON: a malformed field reads as empty, never raises), and one typed index
+per resource keeps the records with the lookups the rest of the operator needs:
+a stream's followers, a namespace's triggers, a selector's candidates. The
+indexes are filled from one paginated LIST per resource at start-up, then kept
+current by the watches through ``intake``; every decision is taken from them,
+with no GET or LIST per event.
 
-(kopf's own ``@kopf.index`` makes each object wait until every object of every
-indexed resource is indexed, with a notification to every waiter at each step:
-quadratic, 130 s at 5,000 objects on 2 cores. Priming our own indexes first
-keeps the guarantee, everything is known before the first decision, in linear
-time.)
-
-Index keys (tuples, so kinds of key cannot collide):
-
-* ``("stream", ns, name)``                 -> StreamInfo
-* ``("object", kind, ns, name)``           -> WorkloadInfo | BuildConfigInfo
-* ``("in", kind, ns)``                     -> name           (selector targets)
-* ``("follows", src_ns, stream)``          -> (kind, ns, name) (annotation followers)
-* ``("trigger", ns, name)``                -> TriggerInfo
-* ``("trigger-in", ns)``                   -> name           (triggers a new workload may match)
-* ``("source", src_ns, stream)``           -> (ns, name)     (ImageTriggers following a stream)
+Records compare equal when nothing that matters to a decision differs, so
+``put`` telling "unchanged" is how a status-only update, a resync or the echo
+of our own write is recognised.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from imagestream_trigger.api import (
     ALLOWED_NAMESPACES_ANNOTATION,
+    LAST_APPLIED_ANNOTATION,
     TRIGGERS_ANNOTATION,
     TargetKind,
 )
-from imagestream_trigger.decide import Container, containers_of
 from imagestream_trigger.errors import InvalidSpecError
+from imagestream_trigger.kinds import Container, containers_of
 from imagestream_trigger.models import ImageTriggerSpec, parse_spec
 from imagestream_trigger.resolve import (
     ResolvedImage,
@@ -45,7 +36,9 @@ from imagestream_trigger.resolve import (
 )
 from imagestream_trigger.triggers import AnnotationTrigger, Problem, parse_triggers_annotation
 
-Key = tuple[str, ...]
+# (kind, namespace, name) of a workload or BuildConfig; (namespace, name) of the rest.
+TargetId = tuple[str, str, str]
+NamespacedName = tuple[str, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,14 +50,6 @@ class ObjectRef:
     namespace: str
     name: str
     uid: str
-
-    def body(self) -> dict[str, Any]:
-        """The minimal body kopf needs to post an Event about this object."""
-        return {
-            "apiVersion": self.api_version,
-            "kind": self.kind,
-            "metadata": {"namespace": self.namespace, "name": self.name, "uid": self.uid},
-        }
 
     def __str__(self) -> str:
         return f"{self.kind} {self.namespace}/{self.name}"
@@ -78,6 +63,8 @@ class StreamInfo:
     repositories: frozenset[str]
     # Namespaces whose ImageTriggers may follow this stream from elsewhere ("*" = any).
     allowed_namespaces: frozenset[str]
+    # When each tag's current image was first seen (monotonic seconds), for latency.
+    moved_at: Mapping[str, float] = field(default_factory=dict, compare=False)
 
     def allows(self, namespace: str) -> bool:
         return (
@@ -92,17 +79,29 @@ class WorkloadInfo:
     ref: ObjectRef
     labels: Mapping[str, str]
     containers: tuple[Container, ...]
+    annotated: bool  # carries image.openshift.io/triggers (and native annotations are on)
     # The annotation, parsed once per change of the object (not per ImageStream event).
-    annotation: str | None
     triggers: tuple[AnnotationTrigger, ...]
     problems: tuple[Problem, ...]
-    # metadata.annotations as they were (None when absent): the patch must know.
-    annotations: Mapping[str, str] | None = field(default=None, compare=False)
-    resource_version: str = ""
+    # What a patch must know of metadata.annotations: whether the map exists, and our
+    # own record in it. Not compared: our write changes the record, and is no news.
+    has_annotations: bool = field(default=False, compare=False)
+    last_applied: str | None = field(default=None, compare=False)
 
     @property
     def kind(self) -> TargetKind:
         return TargetKind(self.ref.kind)
+
+    @property
+    def id(self) -> TargetId:
+        return (self.ref.kind, self.ref.namespace, self.ref.name)
+
+    @property
+    def annotations(self) -> Mapping[str, str] | None:
+        """The part of metadata.annotations a patch reads (None: the object has none)."""
+        if not self.has_annotations:
+            return None
+        return {} if self.last_applied is None else {LAST_APPLIED_ANNOTATION: self.last_applied}
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,9 +109,13 @@ class BuildConfigInfo:
     ref: ObjectRef
     labels: Mapping[str, str]
     # (from "ns/stream:tag", image) pairs the server already built, from
-    # status.imageChangeTriggers: the only record OpenShift consults since 4.8.
-    built: frozenset[tuple[str, str]]
-    resource_version: str = ""
+    # status.imageChangeTriggers: the only record OpenShift consults since 4.8. Not
+    # compared: it changes when a build starts, which is our own doing.
+    built: frozenset[tuple[str, str]] = field(default=frozenset(), compare=False)
+
+    @property
+    def id(self) -> TargetId:
+        return (TargetKind.BuildConfig, self.ref.namespace, self.ref.name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,8 +123,9 @@ class TriggerInfo:
     ref: ObjectRef
     generation: int
     spec: ImageTriggerSpec | None
-    error: InvalidSpecError | None
+    error: str | None  # why the spec is invalid, for the InvalidSpec condition
     source: TagRef | None
+    # Written by us alone; not compared, so our own status write is no news.
     status: Mapping[str, Any] = field(compare=False, default_factory=dict)
 
 
@@ -130,32 +134,39 @@ def _meta(body: Mapping[str, Any]) -> Mapping[str, Any]:
     return meta if isinstance(meta, Mapping) else {}
 
 
+def _str(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _labels(meta: Mapping[str, Any]) -> dict[str, str]:
+    labels = meta.get("labels")
+    if not isinstance(labels, Mapping):
+        return {}
+    return {k: v for k, v in labels.items() if isinstance(k, str) and isinstance(v, str)}
+
+
 def object_ref(body: Mapping[str, Any]) -> ObjectRef:
     meta = _meta(body)
     return ObjectRef(
-        api_version=str(body.get("apiVersion", "")),
-        kind=str(body.get("kind", "")),
-        namespace=str(meta.get("namespace", "")),
-        name=str(meta.get("name", "")),
-        uid=str(meta.get("uid", "")),
+        api_version=_str(body.get("apiVersion")),
+        kind=_str(body.get("kind")),
+        namespace=_str(meta.get("namespace")),
+        name=_str(meta.get("name")),
+        uid=_str(meta.get("uid")),
     )
 
 
 def stream_info(body: Mapping[str, Any]) -> StreamInfo:
     meta = _meta(body)
-    raw = (meta.get("annotations") or {}).get(ALLOWED_NAMESPACES_ANNOTATION, "")
+    annotations = meta.get("annotations")
+    raw = annotations.get(ALLOWED_NAMESPACES_ANNOTATION) if isinstance(annotations, Mapping) else ""
     return StreamInfo(
-        namespace=str(meta.get("namespace", "")),
-        name=str(meta.get("name", "")),
+        namespace=_str(meta.get("namespace")),
+        name=_str(meta.get("name")),
         tags=resolve_all(body),
         repositories=stream_repositories(body),
-        allowed_namespaces=frozenset(p.strip() for p in str(raw).split(",") if p.strip()),
+        allowed_namespaces=frozenset(p.strip() for p in _str(raw).split(",") if p.strip()),
     )
-
-
-def stream_keys(body: Mapping[str, Any]) -> dict[Key, StreamInfo]:
-    info = stream_info(body)
-    return {("stream", info.namespace, info.name): info}
 
 
 def workload_info(kind: TargetKind, body: Mapping[str, Any], *, native: bool) -> WorkloadInfo:
@@ -163,118 +174,259 @@ def workload_info(kind: TargetKind, body: Mapping[str, Any], *, native: bool) ->
     ref = object_ref(body)
     meta = _meta(body)
     annotations = meta.get("annotations")
+    has_annotations = isinstance(annotations, Mapping)
     value = annotations.get(TRIGGERS_ANNOTATION) if isinstance(annotations, Mapping) else None
+    last_applied = (
+        annotations.get(LAST_APPLIED_ANNOTATION) if isinstance(annotations, Mapping) else None
+    )
     triggers: tuple[AnnotationTrigger, ...] = ()
     problems: tuple[Problem, ...] = ()
-    if native and isinstance(value, str):
+    annotated = native and isinstance(value, str)
+    if annotated:
+        assert isinstance(value, str)
         triggers, problems = parse_triggers_annotation(value, kind=kind, namespace=ref.namespace)
     return WorkloadInfo(
         ref=ref,
-        labels=dict(meta.get("labels") or {}),
+        labels=_labels(meta),
         containers=containers_of(kind, body),
-        annotation=value if native and isinstance(value, str) else None,
+        annotated=annotated,
         triggers=triggers,
         problems=problems,
-        annotations=dict(annotations) if isinstance(annotations, Mapping) else None,
-        resource_version=str(meta.get("resourceVersion", "")),
+        has_annotations=has_annotations,
+        last_applied=last_applied if isinstance(last_applied, str) else None,
     )
-
-
-def workload_keys(kind: TargetKind, body: Mapping[str, Any], *, native: bool) -> dict[Key, object]:
-    info = workload_info(kind, body, native=native)
-    ns, name = info.ref.namespace, info.ref.name
-    keys: dict[Key, object] = {
-        ("object", kind, ns, name): info,
-        ("in", kind, ns): name,
-    }
-    for trigger in info.triggers:
-        keys[("follows", trigger.source.namespace, trigger.source.stream)] = (kind, ns, name)
-    return keys
 
 
 def buildconfig_info(body: Mapping[str, Any]) -> BuildConfigInfo:
     ref = object_ref(body)
     built: set[tuple[str, str]] = set()
-    status = body.get("status") or {}
-    for record in status.get("imageChangeTriggers") or []:
-        source = record.get("from") or {}
-        image = record.get("lastTriggeredImageID")
-        if image and source.get("name"):
-            built.add((f"{source.get('namespace') or ref.namespace}/{source['name']}", image))
-    return BuildConfigInfo(
-        ref=ref,
-        labels=dict(_meta(body).get("labels") or {}),
-        built=frozenset(built),
-        resource_version=str(_meta(body).get("resourceVersion", "")),
-    )
-
-
-def buildconfig_keys(body: Mapping[str, Any]) -> dict[Key, object]:
-    info = buildconfig_info(body)
-    ns, name = info.ref.namespace, info.ref.name
-    return {
-        ("object", TargetKind.BuildConfig, ns, name): info,
-        ("in", TargetKind.BuildConfig, ns): name,
-    }
+    status = body.get("status")
+    records = status.get("imageChangeTriggers") if isinstance(status, Mapping) else None
+    for record in records if isinstance(records, list) else []:
+        if not isinstance(record, Mapping):
+            continue
+        source = record.get("from")
+        source = source if isinstance(source, Mapping) else {}
+        image, name = _str(record.get("lastTriggeredImageID")), _str(source.get("name"))
+        if image and name:
+            built.add((f"{_str(source.get('namespace')) or ref.namespace}/{name}", image))
+    return BuildConfigInfo(ref=ref, labels=_labels(_meta(body)), built=frozenset(built))
 
 
 def trigger_info(body: Mapping[str, Any]) -> TriggerInfo:
     ref = object_ref(body)
-    generation = int(_meta(body).get("generation") or 0)
-    status = body.get("status") or {}
+    generation = _meta(body).get("generation")
+    generation = generation if isinstance(generation, int) else 0
+    status = body.get("status")
+    status = status if isinstance(status, Mapping) else {}
+    spec_body = body.get("spec")
     try:
-        spec = parse_spec(body.get("spec") or {})
+        spec = parse_spec(spec_body if isinstance(spec_body, Mapping) else {})
     except InvalidSpecError as error:
-        return TriggerInfo(ref, generation, None, error, None, status)
+        return TriggerInfo(ref, generation, None, error.message, None, status)
     return TriggerInfo(ref, generation, spec, None, spec.source.tag_ref(ref.namespace), status)
 
 
-def trigger_keys(body: Mapping[str, Any]) -> dict[Key, object]:
-    info = trigger_info(body)
-    keys: dict[Key, object] = {
-        ("trigger", info.ref.namespace, info.ref.name): info,
-        ("trigger-in", info.ref.namespace): info.ref.name,
-    }
-    if info.source is not None:
-        keys[("source", info.source.namespace, info.source.stream)] = (
-            info.ref.namespace,
-            info.ref.name,
-        )
-    return keys
+# -- the indexes ---------------------------------------------------------------------------
 
 
-class LocalIndex:
-    """An in-memory index for one resource: key -> the values the objects yielded for it.
+def _add(groups: dict[Any, set[Any]], key: Any, member: Any) -> None:
+    groups.setdefault(key, set()).add(member)
 
-    Pure bookkeeping. Each object's keys are replaced whole on every event, and
-    dropped when it is deleted, so a key never keeps a stale value.
-    """
 
+def _discard(groups: dict[Any, set[Any]], key: Any, member: Any) -> None:
+    members = groups.get(key)
+    if members is not None:
+        members.discard(member)
+        if not members:
+            del groups[key]
+
+
+class StreamIndex:
     def __init__(self) -> None:
-        self._by_key: dict[Key, dict[str, object]] = {}
-        self._keys_of: dict[str, dict[Key, object]] = {}
+        self._by: dict[NamespacedName, StreamInfo] = {}
 
-    def replace(self, uid: str, keys: Mapping[Key, object]) -> bool:
-        """Index the object's keys; returns whether anything differs from before."""
-        if self._keys_of.get(uid) == keys:
-            return False
-        self.remove(uid)
-        for key, value in keys.items():
-            self._by_key.setdefault(key, {})[uid] = value
-        self._keys_of[uid] = dict(keys)
-        return True
+    def get(self, namespace: str, name: str) -> StreamInfo | None:
+        return self._by.get((namespace, name))
 
-    def remove(self, uid: str) -> None:
-        for key in self._keys_of.pop(uid, {}):
-            values = self._by_key.get(key)
-            if values is not None:
-                values.pop(uid, None)
-                if not values:
-                    del self._by_key[key]
+    def put(self, info: StreamInfo) -> StreamInfo | None:
+        """Store ``info``; returns what it replaced."""
+        key = (info.namespace, info.name)
+        previous = self._by.get(key)
+        self._by[key] = info
+        return previous
 
-    def get(self, key: Key) -> list[object] | None:
-        values = self._by_key.get(key)
-        return list(values.values()) if values else None
+    def delete(self, namespace: str, name: str) -> StreamInfo | None:
+        return self._by.pop((namespace, name), None)
+
+    def __iter__(self) -> Iterator[StreamInfo]:
+        return iter(list(self._by.values()))
 
     def __len__(self) -> int:
-        return len(self._keys_of)
+        return len(self._by)
+
+
+class WorkloadIndex:
+    """Workloads of the four kinds: by id, by namespace (selectors), by followed stream."""
+
+    def __init__(self) -> None:
+        self._by: dict[TargetId, WorkloadInfo] = {}
+        self._names: dict[tuple[str, str], set[str]] = {}
+        # (source namespace, stream) -> annotated workloads with a trigger on it
+        self._followers: dict[NamespacedName, set[TargetId]] = {}
+        self._annotated: dict[str, int] = {}
+
+    def get(self, kind: str, namespace: str, name: str) -> WorkloadInfo | None:
+        return self._by.get((kind, namespace, name))
+
+    def put(self, info: WorkloadInfo) -> WorkloadInfo | None:
+        previous = self._by.get(info.id)
+        if previous is not None:
+            self._unlink(previous)
+        self._by[info.id] = info
+        _add(self._names, (info.ref.kind, info.ref.namespace), info.ref.name)
+        for trigger in info.triggers:
+            _add(self._followers, (trigger.source.namespace, trigger.source.stream), info.id)
+        if info.annotated:
+            self._annotated[info.ref.kind] = self._annotated.get(info.ref.kind, 0) + 1
+        return previous
+
+    def delete(self, kind: str, namespace: str, name: str) -> WorkloadInfo | None:
+        previous = self._by.pop((kind, namespace, name), None)
+        if previous is not None:
+            self._unlink(previous)
+        return previous
+
+    def _unlink(self, info: WorkloadInfo) -> None:
+        _discard(self._names, (info.ref.kind, info.ref.namespace), info.ref.name)
+        for trigger in info.triggers:
+            _discard(self._followers, (trigger.source.namespace, trigger.source.stream), info.id)
+        if info.annotated:
+            self._annotated[info.ref.kind] -= 1
+
+    def names_in(self, kind: str, namespace: str) -> Iterable[str]:
+        return tuple(self._names.get((kind, namespace), ()))
+
+    def followers(self, namespace: str, stream: str) -> tuple[TargetId, ...]:
+        """Annotated workloads with a trigger on that stream."""
+        return tuple(self._followers.get((namespace, stream), ()))
+
+    def annotated_count(self, kind: str) -> int:
+        return self._annotated.get(kind, 0)
+
+    def annotated(self) -> tuple[WorkloadInfo, ...]:
+        return tuple(info for info in self._by.values() if info.annotated)
+
+    def __iter__(self) -> Iterator[WorkloadInfo]:
+        return iter(list(self._by.values()))
+
+    def __len__(self) -> int:
+        return len(self._by)
+
+
+class BuildConfigIndex:
+    def __init__(self) -> None:
+        self._by: dict[NamespacedName, BuildConfigInfo] = {}
+        self._names: dict[str, set[str]] = {}
+
+    def get(self, namespace: str, name: str) -> BuildConfigInfo | None:
+        return self._by.get((namespace, name))
+
+    def put(self, info: BuildConfigInfo) -> BuildConfigInfo | None:
+        previous = self._by.get((info.ref.namespace, info.ref.name))
+        self._by[(info.ref.namespace, info.ref.name)] = info
+        _add(self._names, info.ref.namespace, info.ref.name)
+        return previous
+
+    def delete(self, namespace: str, name: str) -> BuildConfigInfo | None:
+        previous = self._by.pop((namespace, name), None)
+        if previous is not None:
+            _discard(self._names, namespace, name)
+        return previous
+
+    def names_in(self, namespace: str) -> Iterable[str]:
+        return tuple(self._names.get(namespace, ()))
+
+    def __iter__(self) -> Iterator[BuildConfigInfo]:
+        return iter(list(self._by.values()))
+
+    def __len__(self) -> int:
+        return len(self._by)
+
+
+class TriggerIndex:
+    def __init__(self) -> None:
+        self._by: dict[NamespacedName, TriggerInfo] = {}
+        self._in: dict[str, set[str]] = {}
+        # (source namespace, stream) -> ImageTriggers following it
+        self._following: dict[NamespacedName, set[NamespacedName]] = {}
+
+    def get(self, namespace: str, name: str) -> TriggerInfo | None:
+        return self._by.get((namespace, name))
+
+    def put(self, info: TriggerInfo) -> TriggerInfo | None:
+        key = (info.ref.namespace, info.ref.name)
+        previous = self._by.get(key)
+        if previous is not None:
+            self._unlink(previous)
+        self._by[key] = info
+        _add(self._in, info.ref.namespace, info.ref.name)
+        if info.source is not None:
+            _add(self._following, (info.source.namespace, info.source.stream), key)
+        return previous
+
+    def delete(self, namespace: str, name: str) -> TriggerInfo | None:
+        previous = self._by.pop((namespace, name), None)
+        if previous is not None:
+            self._unlink(previous)
+        return previous
+
+    def _unlink(self, info: TriggerInfo) -> None:
+        key = (info.ref.namespace, info.ref.name)
+        _discard(self._in, info.ref.namespace, info.ref.name)
+        if info.source is not None:
+            _discard(self._following, (info.source.namespace, info.source.stream), key)
+
+    def in_namespace(self, namespace: str) -> tuple[TriggerInfo, ...]:
+        return tuple(self._by[(namespace, name)] for name in self._in.get(namespace, ()))
+
+    def following(self, namespace: str, stream: str) -> tuple[TriggerInfo, ...]:
+        return tuple(self._by[key] for key in self._following.get((namespace, stream), ()))
+
+    def __iter__(self) -> Iterator[TriggerInfo]:
+        return iter(list(self._by.values()))
+
+    def __len__(self) -> int:
+        return len(self._by)
+
+
+class Indexes:
+    """Every index, read by the planner as its ``World``."""
+
+    def __init__(self) -> None:
+        self.streams = StreamIndex()
+        self.workloads = WorkloadIndex()
+        self.buildconfigs = BuildConfigIndex()
+        self.triggers = TriggerIndex()
+
+    def stream(self, namespace: str, name: str) -> StreamInfo | None:
+        return self.streams.get(namespace, name)
+
+    def workload(self, kind: str, namespace: str, name: str) -> WorkloadInfo | None:
+        return self.workloads.get(kind, namespace, name)
+
+    def buildconfig(self, namespace: str, name: str) -> BuildConfigInfo | None:
+        return self.buildconfigs.get(namespace, name)
+
+    def names_in(self, kind: TargetKind, namespace: str) -> Iterable[str]:
+        if kind is TargetKind.BuildConfig:
+            return self.buildconfigs.names_in(namespace)
+        return self.workloads.names_in(kind, namespace)
+
+    def sizes(self) -> dict[str, int]:
+        return {
+            "imagestreams": len(self.streams),
+            "workloads": len(self.workloads),
+            "buildconfigs": len(self.buildconfigs),
+            "imagetriggers": len(self.triggers),
+        }

@@ -5,6 +5,10 @@ be applied without its latest schema, or the schema skipped) and add what a sche
 say well. Errors become one human sentence per problem, addressed like the YAML
 (``spec.targets[0].kind: ...``), for the ``InvalidSpec`` condition message.
 
+Whatever JSON the spec holds, ``parse_spec`` raises nothing but ``InvalidSpecError``, and its
+message stays short and encodable as UTF-8: at most ``MAX_LISTED`` problems are listed (then
+"and N more"), each at most ``MAX_LINE`` characters, and any value quoted is an excerpt.
+
 Attributes are snake_case; the accepted keys are the camelCase ones of the YAML (aliases).
 """
 
@@ -12,7 +16,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from collections.abc import Mapping, Sequence
+from itertools import islice
 from typing import Annotated, Any, Final, Literal
 
 from pydantic import (
@@ -35,15 +41,65 @@ from imagestream_trigger.errors import InvalidSpecError
 from imagestream_trigger.resolve import TagRef
 
 MAX_TARGETS: Final = 50
+MAX_CONTAINERS: Final = 50  # per list, as the CRD says
+# How much of a spec's problems a message shows: problems listed, characters per problem.
+MAX_LISTED: Final = 10
+MAX_LINE: Final = 400
+# Longest excerpt of a value quoted in a message.
+EXCERPT: Final = 160
 
 _DNS1123_LABEL: Final = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 # Image tags as Docker/OpenShift accept them; ASCII so \w is [A-Za-z0-9_].
 _TAG: Final = re.compile(r"\w[\w.-]{0,127}", re.ASCII)
 _LABEL_NAME: Final = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
+_SURROGATE: Final = re.compile(r"[\ud800-\udfff]")
 
 
 def _q(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False)
+    """``value`` as JSON for a message: an excerpt, encodable as UTF-8, whatever it holds.
+
+    A lone surrogate (JSON allows ``"\\ud800"``) is shown as its escape; objects and lists
+    are shown only a few levels and items deep, so a huge or deeply nested input costs little.
+    """
+    return _shorten(_render(value, 3), EXCERPT)
+
+
+def _render(value: Any, depth: int) -> str:
+    if isinstance(value, str):
+        return json.dumps(value[: EXCERPT + 1], ensure_ascii=False)
+    if value is None or isinstance(value, bool | float):
+        return json.dumps(value)
+    if isinstance(value, int):
+        try:
+            return str(value)
+        except ValueError:  # more digits than Python converts
+            return "a very large number"
+    if isinstance(value, Mapping | list | tuple):
+        if not value:
+            return "{}" if isinstance(value, Mapping) else "[]"
+        if depth <= 0:
+            return "{...}" if isinstance(value, Mapping) else "[...]"
+        if isinstance(value, Mapping):
+            shown = [
+                f"{_render(k, 0)}: {_render(v, depth - 1)}" for k, v in islice(value.items(), 4)
+            ]
+            return "{" + ", ".join(shown) + (", ...}" if len(value) > 4 else "}")
+        shown = [_render(item, depth - 1) for item in value[:4]]
+        return "[" + ", ".join(shown) + (", ...]" if len(value) > 4 else "]")
+    return type(value).__name__
+
+
+def _shorten(text: str, limit: int) -> str:
+    """At most ``limit`` characters, lone surrogates escaped (they cannot be encoded)."""
+    text = _SURROGATE.sub(lambda m: f"\\u{ord(m[0]):04x}", text[: limit + 1])
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _listed(items: Sequence[Any]) -> str:
+    """The first 3 items quoted, then how many others: '"a", "b", "c" and 97 others'."""
+    shown = ", ".join(map(_q, items[:3]))
+    others = len(items) - 3
+    return shown + (f" and {others} other{'s' if others > 1 else ''}" if others > 0 else "")
 
 
 def _is_dns1123_label(value: str) -> bool:
@@ -72,26 +128,54 @@ def _dns1123_subdomain(value: str) -> str:
     return value
 
 
-def _label_key_problem(key: str) -> str | None:
-    """Why ``key`` is not a Kubernetes label key (``[prefix/]name``), or None."""
+def _label_key_fault(key: str) -> Literal["prefix", "name"] | None:
+    """Which part of ``key`` makes it no Kubernetes label key (``[prefix/]name``), if any."""
     prefix, slash, name = key.rpartition("/")
     if slash and not (prefix and _is_dns1123_subdomain(prefix)):
-        return f"label key {_q(key)} has an invalid prefix: it must be a DNS subdomain"
+        return "prefix"
     if not (len(name) <= 63 and _LABEL_NAME.fullmatch(name)):
-        return (
-            f"label key {_q(key)} is invalid: its name must be 1 to 63 letters, digits, "
-            '"-", "_" or ".", starting and ending with a letter or digit'
-        )
+        return "name"
     return None
 
 
-def _label_value_problem(value: str) -> str | None:
-    if value == "" or (len(value) <= 63 and _LABEL_NAME.fullmatch(value)):
-        return None
-    return (
-        f"label value {_q(value)} is invalid: use at most 63 letters, digits, "
-        '"-", "_" or ".", starting and ending with a letter or digit'
-    )
+def _is_label_value(value: str) -> bool:
+    return value == "" or (len(value) <= 63 and _LABEL_NAME.fullmatch(value) is not None)
+
+
+def _label_problems(keys: Sequence[str], values: Sequence[str]) -> str | None:
+    """Why ``keys`` and ``values`` are no Kubernetes label keys and values, or None.
+
+    Each kind of fault is one sentence quoting the first few offenders.
+    """
+    faults = [(key, _label_key_fault(key)) for key in keys]
+    bad_prefix = [key for key, fault in faults if fault == "prefix"]
+    bad_name = [key for key, fault in faults if fault == "name"]
+    bad_values = [value for value in values if not _is_label_value(value)]
+    problems = []
+    if bad_prefix:
+        has = _plural(bad_prefix, "has an invalid prefix: it", "have invalid prefixes: they")
+        problems.append(f"{_label('key', bad_prefix)} {has} must be a DNS subdomain")
+    if bad_name:
+        its = _plural(bad_name, "is invalid: its name", "are invalid: their names")
+        problems.append(
+            f"{_label('key', bad_name)} {its} must be 1 to 63 letters, digits, "
+            '"-", "_" or ".", starting and ending with a letter or digit'
+        )
+    if bad_values:
+        problems.append(
+            f"{_label('value', bad_values)} {_plural(bad_values, 'is', 'are')} invalid: use at "
+            'most 63 letters, digits, "-", "_" or ".", starting and ending with a letter or digit'
+        )
+    return "; ".join(problems) or None
+
+
+def _label(what: str, items: Sequence[str]) -> str:
+    """'label key "a"', 'label keys "a", "b"'."""
+    return f"label {what}{'s' if len(items) > 1 else ''} {_listed(items)}"
+
+
+def _plural(items: Sequence[Any], one: str, many: str) -> str:
+    return one if len(items) == 1 else many
 
 
 def _count(what: str, most: int | None = None) -> BeforeValidator:
@@ -114,6 +198,7 @@ def _count(what: str, most: int | None = None) -> BeforeValidator:
 
 DnsLabel = Annotated[StrictStr, AfterValidator(_dns1123_label)]
 DnsSubdomain = Annotated[StrictStr, AfterValidator(_dns1123_subdomain)]
+ContainerNames = Annotated[tuple[DnsLabel, ...], _count("container name", MAX_CONTAINERS)]
 
 
 class _Model(BaseModel):
@@ -132,7 +217,7 @@ class LabelSelectorRequirement(_Model):
     @field_validator("key")
     @classmethod
     def _valid_key(cls, key: str) -> str:
-        problem = _label_key_problem(key)
+        problem = _label_problems([key], [])
         if problem:
             raise ValueError(problem)
         return key
@@ -140,9 +225,9 @@ class LabelSelectorRequirement(_Model):
     @field_validator("values")
     @classmethod
     def _valid_values(cls, values: tuple[str, ...]) -> tuple[str, ...]:
-        problems = [p for p in map(_label_value_problem, values) if p]
-        if problems:
-            raise ValueError("; ".join(problems))
+        problem = _label_problems([], values)
+        if problem:
+            raise ValueError(problem)
         return values
 
     @model_validator(mode="after")
@@ -164,14 +249,9 @@ class LabelSelector(_Model):
     @field_validator("match_labels")
     @classmethod
     def _valid_labels(cls, labels: dict[str, str]) -> dict[str, str]:
-        problems = [
-            problem
-            for key, value in labels.items()
-            for problem in (_label_key_problem(key), _label_value_problem(value))
-            if problem
-        ]
-        if problems:
-            raise ValueError("; ".join(problems))
+        problem = _label_problems(list(labels), list(labels.values()))
+        if problem:
+            raise ValueError(problem)
         return labels
 
 
@@ -236,15 +316,15 @@ class Target(_Model):
     kind: TargetKind
     name: DnsSubdomain | None = None
     selector: LabelSelector | None = None
-    containers: Annotated[tuple[DnsLabel, ...] | None, _count("container name")] = None
-    init_containers: Annotated[tuple[DnsLabel, ...] | None, _count("container name")] = None
+    containers: ContainerNames | None = None
+    init_containers: ContainerNames | None = None
 
     @field_validator("containers", "init_containers")
     @classmethod
     def _unique(cls, names: tuple[str, ...] | None) -> tuple[str, ...] | None:
-        repeated = sorted({n for n in names or () if (names or ()).count(n) > 1})
+        repeated = sorted(n for n, count in Counter(names or ()).items() if count > 1)
         if repeated:
-            raise ValueError(f"lists {', '.join(map(_q, repeated))} more than once")
+            raise ValueError(f"lists {_listed(repeated)} more than once")
         return names
 
     @model_validator(mode="after")
@@ -259,8 +339,8 @@ class Target(_Model):
         both = sorted(set(self.containers or ()) & set(self.init_containers or ()))
         if both:
             raise ValueError(
-                f"{', '.join(map(_q, both))} is listed in both containers and initContainers, "
-                "but container names are unique within a pod"
+                f"{_listed(both)} {_plural(both, 'is', 'are')} listed in both containers and "
+                "initContainers, but container names are unique within a pod"
             )
         return self
 
@@ -290,13 +370,22 @@ class ImageTriggerSpec(_Model):
 
 
 def parse_spec(spec: Mapping[str, Any]) -> ImageTriggerSpec:
-    """Validate an ImageTrigger ``spec``; raise InvalidSpecError naming every problem."""
+    """Validate an ImageTrigger ``spec``; raise InvalidSpecError naming its problems.
+
+    The first ``MAX_LISTED`` problems are named, one line each, then how many more there are.
+    """
     if not isinstance(spec, Mapping):
         raise InvalidSpecError("spec: must be an object")
     try:
         return ImageTriggerSpec.model_validate(dict(spec))
     except ValidationError as error:
-        problems = [f"{_path(e['loc'])}: {_describe(e)}" for e in error.errors()]
+        errors = error.errors(include_url=False, include_context=True, include_input=True)
+        problems = [
+            _shorten(f"{_path(e['loc'])}: {_describe(e)}", MAX_LINE) for e in errors[:MAX_LISTED]
+        ]
+        hidden = len(errors) - len(problems)
+        if hidden:
+            problems.append(f"and {hidden} more problem{'s' if hidden > 1 else ''}")
         raise InvalidSpecError("; ".join(problems), problems) from None
 
 
@@ -306,9 +395,9 @@ def _path(loc: Sequence[int | str]) -> str:
     for part in loc:
         if isinstance(part, int):
             path += f"[{part}]"
-        elif part.isidentifier():
+        elif isinstance(part, str) and part.isidentifier() and len(part) <= 63:
             path += f".{part}"
-        else:  # a map key such as a label key with "/" or "."
+        else:  # a map key such as a label key with "/" or ".", or a very long one
             path += f"[{_q(part)}]"
     return path
 
@@ -323,6 +412,7 @@ _TYPE_WORDS: Final = {
     "dict_type": "must be an object",
     "model_type": "must be an object",
     "model_attributes_type": "must be an object",
+    "string_unicode": "must be valid Unicode text",
 }
 
 
@@ -340,4 +430,4 @@ def _describe(error: ErrorDetails) -> str:
         return f"must be one of {ctx.get('expected')}, not {_q(given)}"
     if kind in _TYPE_WORDS:
         return f"{_TYPE_WORDS[kind]}, not {_q(given)}"
-    return error["msg"]
+    return _shorten(error["msg"], EXCERPT)

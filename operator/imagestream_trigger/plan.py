@@ -1,16 +1,17 @@
 """Decide, from memory alone, what every follower of an ImageStream tag should run.
 
-Pure: reads the ``World`` (a view over the in-memory indexes) and returns plans;
-the reconciler executes them and reports. Nothing here does I/O, so it is
-unit-tested with a dictionary-backed world.
+Pure: reads the ``World`` (the in-memory indexes) and returns plans, each target
+with an ``Action``; the writer carries them out and the reporter reports. The
+vocabularies stay apart: an ``Action`` is what to do, the writer's ``Outcome``
+is what happened, and a ``Reason`` is what the status and Events say.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from enum import StrEnum
+from typing import Any, Protocol
 
 from imagestream_trigger.api import Reason, TargetKind
 from imagestream_trigger.decide import ImageChange, plan_annotation, plan_target
@@ -30,21 +31,21 @@ class World(Protocol):
 
     def stream(self, namespace: str, name: str) -> StreamInfo | None: ...
 
-    def object(
-        self, kind: TargetKind, namespace: str, name: str
-    ) -> WorkloadInfo | BuildConfigInfo | None: ...
+    def workload(self, kind: str, namespace: str, name: str) -> WorkloadInfo | None: ...
+
+    def buildconfig(self, namespace: str, name: str) -> BuildConfigInfo | None: ...
 
     def names_in(self, kind: TargetKind, namespace: str) -> Iterable[str]: ...
 
-    def annotation_followers(
-        self, namespace: str, stream: str
-    ) -> Iterable[tuple[TargetKind, str, str]]: ...
 
-    def trigger(self, namespace: str, name: str) -> TriggerInfo | None: ...
+class Action(StrEnum):
+    """What to do about one target."""
 
-    def triggers_following(self, namespace: str, stream: str) -> Iterable[tuple[str, str]]: ...
-
-    def triggers_in(self, namespace: str) -> Iterable[str]: ...
+    Update = "Update"  # write the planned container images
+    Build = "Build"  # start a build of this image
+    Recover = "Recover"  # a build was requested and its outcome is unknown: ask first
+    InSync = "InSync"  # the target already follows the source: nothing to do
+    Blocked = "Blocked"  # cannot act (``reason`` says why) until something changes
 
 
 def resolver(world: World) -> Callable[[TagRef], ResolvedImage | None]:
@@ -83,8 +84,9 @@ def plan_annotated(world: World, workload: WorkloadInfo) -> AnnotationPlan:
 class TargetPlan:
     kind: TargetKind
     name: str
-    reason: Reason  # Applied means: there is something to do (changes or a build)
+    action: Action
     message: str
+    reason: Reason | None = None  # why it is Blocked
     workload: WorkloadInfo | None = None
     changes: tuple[ImageChange, ...] = ()
     buildconfig: BuildConfigInfo | None = None
@@ -118,7 +120,7 @@ def describe_selector(selector: LabelSelector) -> str:
 
 def plan_trigger(world: World, trigger: TriggerInfo) -> TriggerPlan:
     if trigger.error is not None or trigger.spec is None or trigger.source is None:
-        message = trigger.error.message if trigger.error else "the spec cannot be read"
+        message = trigger.error or "the spec cannot be read"
         return TriggerPlan(trigger, Reason.InvalidSpec, message)
     source, namespace = trigger.source, trigger.ref.namespace
     stream = world.stream(source.namespace, source.stream)
@@ -145,17 +147,10 @@ def plan_trigger(world: World, trigger: TriggerInfo) -> TriggerPlan:
             f"tag {source.tag!r} of ImageStream {source.namespace}/{source.stream} has no "
             "image yet; waiting for an import or a push",
         )
-    # Builds this trigger started before (from its own status): at most one per image,
-    # even across restarts and for BuildConfigs whose own triggers do not record it.
-    built = {
-        entry.get("name", ""): entry.get("image", "")
-        for entry in trigger.status.get("targets") or []
-        if entry.get("kind") == TargetKind.BuildConfig
-        and entry.get("result") in (Reason.Applied, Reason.Unchanged)
-    }
+    builds = build_ledger(trigger.status)
     plans: list[TargetPlan] = []
     for target in trigger.spec.targets:
-        plans += _plan_targets(world, namespace, target, stream, image, source, built)
+        plans += _plan_targets(world, namespace, target, stream, image, source, builds)
     return TriggerPlan(trigger, None, "", image, tuple(plans))
 
 
@@ -166,18 +161,19 @@ def _plan_targets(
     stream: StreamInfo,
     image: ResolvedImage,
     source: TagRef,
-    built: Mapping[str, str],
+    builds: Mapping[str, BuildRecord],
 ) -> list[TargetPlan]:
     kind = target.kind
     if target.name is not None:
         names = [target.name]
-        if world.object(kind, namespace, target.name) is None:
+        if _labels_of(world, kind, namespace, target.name) is None:
             return [
                 TargetPlan(
                     kind,
                     target.name,
-                    Reason.TargetNotFound,
+                    Action.Blocked,
                     f"{kind} {namespace}/{target.name} does not exist",
+                    Reason.TargetNotFound,
                 )
             ]
     else:
@@ -185,8 +181,8 @@ def _plan_targets(
         names = sorted(
             name
             for name in set(world.names_in(kind, namespace))
-            if (obj := world.object(kind, namespace, name)) is not None
-            and selector_matches(selector, obj.labels)
+            if (labels := _labels_of(world, kind, namespace, name)) is not None
+            and selector_matches(selector, labels)
         )
         if not names:
             label = describe_selector(selector)
@@ -194,111 +190,128 @@ def _plan_targets(
                 TargetPlan(
                     kind,
                     f"selector({label})",
-                    Reason.TargetNotFound,
+                    Action.Blocked,
                     f"no {kind} in {namespace} matches the selector {label}",
+                    Reason.TargetNotFound,
                 )
             ]
     plans = []
     for name in names:
-        obj = world.object(kind, namespace, name)
-        if isinstance(obj, BuildConfigInfo):
-            plans.append(_plan_build(obj, image, source, built.get(name) == image.reference))
-        elif isinstance(obj, WorkloadInfo):
-            changes, reason, message = plan_target(
-                obj.containers,
-                names=target.containers,
-                init_names=target.init_containers,
-                repositories=stream.repositories,
-                resolved=image,
-                source=source,
-            )
-            plans.append(TargetPlan(kind, name, reason or Reason.Unchanged, message, obj, changes))
+        if kind is TargetKind.BuildConfig:
+            bc = world.buildconfig(namespace, name)
+            if bc is not None:
+                plans.append(_plan_build(bc, image, source, builds.get(name)))
+            continue
+        workload = world.workload(kind, namespace, name)
+        if workload is None:
+            continue
+        changes, reason, message = plan_target(
+            workload.containers,
+            names=target.containers,
+            init_names=target.init_containers,
+            repositories=stream.repositories,
+            resolved=image,
+            source=source,
+        )
+        if changes:
+            action = Action.Update
+        elif reason is Reason.Unchanged:
+            action = Action.InSync
+        else:
+            action = Action.Blocked
+        blocked = reason if action is Action.Blocked else None
+        plans.append(TargetPlan(kind, name, action, message, blocked, workload, changes))
     return plans
 
 
+def _labels_of(
+    world: World, kind: TargetKind, namespace: str, name: str
+) -> Mapping[str, str] | None:
+    if kind is TargetKind.BuildConfig:
+        bc = world.buildconfig(namespace, name)
+        return bc.labels if bc is not None else None
+    workload = world.workload(kind, namespace, name)
+    return workload.labels if workload is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class BuildRecord:
+    """An ImageTrigger's record of one BuildConfig's build: the intent, then its outcome.
+
+    Written to the status before ``instantiate`` is sent (``build`` empty) and again
+    once its answer is known, so a crash or a lost response in between leaves an
+    intent without outcome, which is resolved by asking the cluster, never by
+    sending the request again blindly.
+    """
+
+    image: str
+    requested_at: str = ""
+    build: str = ""  # the Build's name once known
+
+    def as_status(self) -> dict[str, str]:
+        entry = {"image": self.image, "requestedAt": self.requested_at}
+        if self.build:
+            entry["build"] = self.build
+        return entry
+
+
+def build_ledger(status: Mapping[str, Any]) -> dict[str, BuildRecord]:
+    """BuildConfig name -> its last build record, from an ImageTrigger's status."""
+    ledger: dict[str, BuildRecord] = {}
+    # Statuses written before the ledger existed: a BuildConfig reported as built.
+    targets = status.get("targets")
+    for entry in targets if isinstance(targets, list) else []:
+        if (
+            isinstance(entry, Mapping)
+            and entry.get("kind") == TargetKind.BuildConfig
+            and entry.get("result") in (Reason.Applied, Reason.Unchanged)
+            and isinstance(entry.get("name"), str)
+            and isinstance(entry.get("image"), str)
+        ):
+            ledger[entry["name"]] = BuildRecord(entry["image"], build="(earlier)")
+    builds = status.get("builds")
+    for name, entry in builds.items() if isinstance(builds, Mapping) else ():
+        if isinstance(name, str) and isinstance(entry, Mapping):
+            image = entry.get("image")
+            if isinstance(image, str) and image:
+                requested, build = entry.get("requestedAt"), entry.get("build")
+                ledger[name] = BuildRecord(
+                    image,
+                    requested if isinstance(requested, str) else "",
+                    build if isinstance(build, str) else "",
+                )
+    return ledger
+
+
 def _plan_build(
-    bc: BuildConfigInfo, image: ResolvedImage, source: TagRef, built_before: bool
+    bc: BuildConfigInfo, image: ResolvedImage, source: TagRef, record: BuildRecord | None
 ) -> TargetPlan:
-    name = bc.ref.name
-    if built_before or (str(source), image.reference) in bc.built:
+    name, reference = bc.ref.name, image.reference
+    if (str(source), reference) in bc.built or (
+        record is not None and record.image == reference and record.build
+    ):
         return TargetPlan(
             TargetKind.BuildConfig,
             name,
-            Reason.Unchanged,
-            f"a build for {image.reference} was already started",
+            Action.InSync,
+            f"a build for {reference} was already started",
+            buildconfig=bc,
+        )
+    if record is not None and record.image == reference:
+        return TargetPlan(
+            TargetKind.BuildConfig,
+            name,
+            Action.Recover,
+            f"a build for {reference} was requested; finding out whether it started",
             buildconfig=bc,
         )
     return TargetPlan(
         TargetKind.BuildConfig,
         name,
-        Reason.Applied,
-        f"start a build for {image.reference}",
+        Action.Build,
+        f"start a build for {reference}",
         buildconfig=bc,
     )
-
-
-# -- writes in flight ---------------------------------------------------------------
-
-
-@dataclass
-class Overlay:
-    """Writes we made that the watch has not shown us yet.
-
-    Without it, an event arriving between our PATCH and its watch event would
-    plan the same change again: a second write (or a failed ``test`` op).
-    Entries are dropped as soon as the index shows any newer image.
-    """
-
-    # (kind, namespace, name) -> container key -> (image before our write, image we wrote)
-    images: dict[tuple[str, str, str], dict[str, tuple[str, str]]] = dataclasses.field(
-        default_factory=dict
-    )
-    builds: set[tuple[str, str, str, str]] = dataclasses.field(default_factory=set)
-
-    def record(self, workload: WorkloadInfo, changes: Iterable[ImageChange]) -> None:
-        ref = workload.ref
-        pending = self.images.setdefault((ref.kind, ref.namespace, ref.name), {})
-        for change in changes:
-            pending[change.container.key] = (change.container.image, change.new_image)
-
-    def written(self, kind: str, namespace: str, name: str) -> Mapping[str, str]:
-        """Container key -> the image we wrote and the watch has not shown yet."""
-        return {key: new for key, (_, new) in self.images.get((kind, namespace, name), {}).items()}
-
-    def apply(self, workload: WorkloadInfo) -> WorkloadInfo:
-        """The workload as it will be once our writes show up in the index."""
-        ref = workload.ref
-        key = (ref.kind, ref.namespace, ref.name)
-        pending = self.images.get(key)
-        if not pending:
-            return workload
-        containers = []
-        changed = False
-        for container in workload.containers:
-            entry = pending.get(container.key)
-            if entry is not None:
-                old, new = entry
-                if container.image == old:
-                    container = dataclasses.replace(container, image=new)
-                    changed = True
-                else:  # the index caught up (or someone else wrote): forget ours
-                    del pending[container.key]
-            containers.append(container)
-        for gone in set(pending) - {c.key for c in workload.containers}:
-            del pending[gone]  # the container itself went away
-        if not pending:
-            del self.images[key]
-        return dataclasses.replace(workload, containers=tuple(containers)) if changed else workload
-
-    def built(self, bc: BuildConfigInfo, source: TagRef, reference: str) -> bool:
-        key = (bc.ref.namespace, bc.ref.name, str(source), reference)
-        if (str(source), reference) in bc.built:
-            self.builds.discard(key)
-            return True
-        return key in self.builds
-
-    def record_build(self, bc: BuildConfigInfo, source: TagRef, reference: str) -> None:
-        self.builds.add((bc.ref.namespace, bc.ref.name, str(source), reference))
 
 
 def describe_changes(changes: Iterable[ImageChange]) -> str:

@@ -4,14 +4,23 @@ Pure: takes the ImageStream body as a mapping (as kopf delivers it), no I/O. The
 those of library-go ``pkg/image/imageutil/helpers.go`` (``ResolveLatestTaggedImage``,
 ``LatestTaggedImage``, ``resolveTagReference``): ``status.tags[tag].items[0]``; with
 ``referencePolicy.type: Local`` the in-cluster registry's pull-through reference; otherwise
-the item's ``dockerImageReference``. Tags present only in status resolve too.
+the item's ``dockerImageReference``. Tags present only in status resolve too. When a name
+appears twice in ``status.tags`` or ``spec.tags``, the first entry wins, as in OpenShift.
+
+Total: any JSON-shaped body (odd types, missing fields, empty lists) gives an answer and
+never an exception; a field of the wrong type reads as absent. Strings come out encodable
+as UTF-8: a lone surrogate (only possible in a body that did not come from the API server,
+which stores valid UTF-8) becomes U+FFFD, as the API server would have made it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
+
+_SURROGATE: Final = re.compile(r"[\ud800-\udfff]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,19 +34,6 @@ class TagRef:
     def __str__(self) -> str:
         return f"{self.namespace}/{self.stream}:{self.tag}"
 
-    @classmethod
-    def parse(cls, value: str, default_namespace: str) -> TagRef:
-        """Parse ``"stream:tag"`` (the form users write) into a reference in a namespace."""
-        stream, sep, tag = value.partition(":")
-        if not sep:
-            raise ValueError(f'"{value}" is not an ImageStreamTag: write it as "stream:tag"')
-        if not stream or not tag or ":" in tag:
-            raise ValueError(
-                f'"{value}" is not an ImageStreamTag: write it as "stream:tag" with a non-empty '
-                "stream name and tag and a single colon"
-            )
-        return cls(namespace=default_namespace, stream=stream, tag=tag)
-
 
 @dataclass(frozen=True, slots=True)
 class ResolvedImage:
@@ -50,44 +46,21 @@ class ResolvedImage:
 
 def resolve_tag(stream: Mapping[str, Any], tag: str) -> ResolvedImage | None:
     """Resolve ``tag`` of an ImageStream body, or None when OpenShift would not resolve it."""
-    status_tag = _first_named(_list(_mapping(stream.get("status")).get("tags")), "tag", tag)
-    if status_tag is None:
-        return None
-    items = _list(status_tag.get("items"))
-    if not items:
-        return None
-    head = _mapping(items[0])
-    image = _str(head.get("image"))
-    reference = _str(head.get("dockerImageReference"))
-
-    spec_tag = _first_named(_list(_mapping(stream.get("spec")).get("tags")), "name", tag)
-    policy = _str(_mapping(spec_tag.get("referencePolicy")).get("type")) if spec_tag else ""
-    local_repository = _str(_mapping(stream.get("status")).get("dockerImageRepository"))
-    if policy == "Local" and local_repository and image:
-        # Pull through the integrated registry; OpenShift drops any tag of the repository.
-        reference = f"{image_repository(local_repository)}@{image}"
-    if not reference:
-        # OpenShift would hand out an empty image here; refusing is the only safe answer.
-        return None
-    created = head.get("created")
-    return ResolvedImage(
-        reference=reference, image=image, created=created if isinstance(created, str) else None
-    )
+    return _Tags(stream).resolve(tag)
 
 
 def resolve_all(stream: Mapping[str, Any]) -> dict[str, ResolvedImage]:
     """Resolve every tag in ``status.tags``; the ones that do not resolve are left out.
 
     Comparing two results tells which tags changed: that is how "ImageStreamTag events"
-    are derived, since ImageStreamTags cannot be watched.
+    are derived, since ImageStreamTags cannot be watched. Linear in the size of the body.
     """
+    tags = _Tags(stream)
     resolved: dict[str, ResolvedImage] = {}
-    for entry in _list(_mapping(stream.get("status")).get("tags")):
-        name = _str(_mapping(entry).get("tag"))
-        if name and name not in resolved:
-            image = resolve_tag(stream, name)
-            if image is not None:
-                resolved[name] = image
+    for name in tags.status:
+        image = tags.resolve(name) if name else None
+        if image is not None:
+            resolved[name] = image
     return resolved
 
 
@@ -99,6 +72,8 @@ def image_repository(pull_spec: str) -> str:
     "docker.io/library/app" and "index.docker.io/library/app" stay different strings, so
     a container is matched only when it spells the repository as the stream does.
     """
+    if not isinstance(pull_spec, str):  # total, like the rest of this module
+        return ""
     repository = pull_spec.partition("@")[0]
     colon = repository.rfind(":")
     if colon > repository.rfind("/"):
@@ -112,8 +87,9 @@ def stream_repositories(stream: Mapping[str, Any]) -> frozenset[str]:
     A container whose image's repository is in this set already follows the stream, so an
     ImageTrigger target without container names updates exactly those containers.
     """
-    spec = _mapping(stream.get("spec"))
-    status = _mapping(stream.get("status"))
+    body = _mapping(stream)
+    spec = _mapping(body.get("spec"))
+    status = _mapping(body.get("status"))
     specs: list[str] = [
         _str(status.get("dockerImageRepository")),
         _str(status.get("publicDockerImageRepository")),
@@ -126,7 +102,48 @@ def stream_repositories(stream: Mapping[str, Any]) -> frozenset[str]:
         source = _mapping(_mapping(spec_tag).get("from"))
         if source.get("kind") == "DockerImage":
             specs.append(_str(source.get("name")))
-    return frozenset(image_repository(s) for s in specs if s)
+    # An odd pull spec such as "@x" has no repository: it must not match an empty image.
+    return frozenset(repository for repository in map(image_repository, specs) if repository)
+
+
+class _Tags:
+    """The tags of an ImageStream body, each name read once: the first entry wins."""
+
+    __slots__ = ("local_repository", "spec", "status")
+
+    def __init__(self, stream: Any) -> None:
+        body = _mapping(stream)
+        status = _mapping(body.get("status"))
+        self.status = _by_name(status.get("tags"), "tag")
+        self.spec = _by_name(_mapping(body.get("spec")).get("tags"), "name")
+        self.local_repository = _str(status.get("dockerImageRepository"))
+
+    def resolve(self, tag: str) -> ResolvedImage | None:
+        tag = _str(tag)
+        status_tag = self.status.get(tag)
+        if status_tag is None:
+            return None
+        items = _list(status_tag.get("items"))
+        if not items:
+            return None
+        head = _mapping(items[0])
+        image = _str(head.get("image"))
+        reference = _str(head.get("dockerImageReference"))
+
+        spec_tag = self.spec.get(tag)
+        policy = _str(_mapping(spec_tag.get("referencePolicy")).get("type")) if spec_tag else ""
+        if policy == "Local" and self.local_repository and image:
+            # Pull through the integrated registry; OpenShift drops any tag of the repository.
+            reference = f"{image_repository(self.local_repository)}@{image}"
+        if not reference:
+            # OpenShift would hand out an empty image here; refusing is the only safe answer.
+            return None
+        created = head.get("created")
+        return ResolvedImage(
+            reference=reference,
+            image=image,
+            created=_str(created) if isinstance(created, str) else None,
+        )
 
 
 # Bodies come from the API as untyped JSON; these keep a malformed field from raising.
@@ -141,10 +158,17 @@ def _list(value: Any) -> list[Any]:
 
 
 def _str(value: Any) -> str:
-    return value if isinstance(value, str) else ""
+    if not isinstance(value, str):
+        return ""
+    return value if value.isascii() else _SURROGATE.sub("\ufffd", value)
 
 
-def _first_named(entries: list[Any], key: str, name: str) -> Mapping[str, Any] | None:
-    """The first entry whose ``key`` equals ``name``: OpenShift also takes the first match."""
-    found: Iterator[Mapping[str, Any]] = (e for e in map(_mapping, entries) if e.get(key) == name)
-    return next(found, None)
+def _by_name(entries: Any, key: str) -> dict[str, Mapping[str, Any]]:
+    """Entries of a list by their string ``key``; OpenShift also takes the first match."""
+    found: dict[str, Mapping[str, Any]] = {}
+    for entry in _list(entries):
+        entry_map = _mapping(entry)
+        name = entry_map.get(key)
+        if isinstance(name, str):
+            found.setdefault(_str(name), entry_map)
+    return found

@@ -1,47 +1,54 @@
-"""Start the operator: pre-flight checks with errors a person can act on, then kopf.
+"""Start the operator: pre-flight checks with errors a person can act on, then the flow.
 
 The checks run before any watch starts because kopf, left alone, reports a
 missing CRD or permission as a retry loop or a stopped watcher; here each
 becomes one sentence naming what is missing and how to fix it.
+
+Then: every index is filled from one paginated LIST per resource, every key
+is queued once (a change made while the operator was down is applied now),
+the workers start, our own watches follow workloads and BuildConfigs from
+their listing's resourceVersion, and kopf watches ImageStreams and
+ImageTriggers until SIGTERM.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fnmatch
+import functools
 import logging
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import kopf
 
 from imagestream_trigger import handlers
 from imagestream_trigger.act.client import Api
+from imagestream_trigger.act.writer import Writer
 from imagestream_trigger.api import (
     GROUP,
     IMAGESTREAM_RESOURCE,
     IMAGETRIGGER_RESOURCE,
-    KIND,
-    TARGET_RESOURCES,
     VERSION,
+    ApiResource,
+    TargetKind,
 )
 from imagestream_trigger.errors import ApiError, ConfigurationError, NotFoundError
-from imagestream_trigger.index import LocalIndex
-from imagestream_trigger.reconciler import Reconciler
+from imagestream_trigger.index import Indexes
+from imagestream_trigger.intake import IMAGETRIGGER, Intake, Wake
+from imagestream_trigger.kinds import KINDS
+from imagestream_trigger.reconcile import Controller, Reconciler
 from imagestream_trigger.report.events import Events
 from imagestream_trigger.report.metrics import Metrics
+from imagestream_trigger.report.reporter import Reporter
+from imagestream_trigger.resolve import TagRef
 from imagestream_trigger.settings import Settings
-from imagestream_trigger.world import IndexWorld
+from imagestream_trigger.watch import Watch, list_pages, scopes
 
 log = logging.getLogger(__name__)
-
-PRIME_PAGE = 500
-# A LIST's items carry no kind; the projections need it, as a watch event has it.
-KINDS = {
-    IMAGESTREAM_RESOURCE.plural: "ImageStream",
-    IMAGETRIGGER_RESOURCE.plural: KIND,
-    **{resource.plural: str(kind) for kind, resource in TARGET_RESOURCES.items()},
-}
 
 
 @dataclass(frozen=True)
@@ -62,15 +69,18 @@ def required_permissions(settings: Settings) -> list[Permission]:
         Permission(verb, IMAGESTREAM_RESOURCE.group, IMAGESTREAM_RESOURCE.plural)
         for verb in ("list", "watch")
     ]
-    for resource in TARGET_RESOURCES.values():
+    for spec in KINDS.values():
+        resource = spec.resource
         wanted += [Permission(v, resource.group, resource.plural) for v in ("list", "watch")]
-        if resource.plural == "buildconfigs":
+        if not spec.is_workload:
             wanted.append(Permission("create", resource.group, "buildconfigs", "instantiate"))
             # OpenShift also checks the build strategy when instantiating.
             wanted += [
                 Permission("create", resource.group, "builds", strategy)
                 for strategy in ("docker", "source", "custom", "jenkinspipeline")
             ]
+            # Finding out whether a build request whose answer was lost created a Build.
+            wanted.append(Permission("list", resource.group, "builds"))
         elif not settings.dry_run:
             wanted.append(Permission("patch", resource.group, resource.plural))
     wanted += [
@@ -87,14 +97,14 @@ async def preflight(api: Api, settings: Settings) -> None:
     try:
         version = await api.request("GET", "/version", resource="version", request_timeout=10)
     except ApiError as error:
-        host = api.client.configuration.host
+        host = api.server
         raise ConfigurationError(
             f"cannot reach the Kubernetes API at {host}: {error}. Check KUBECONFIG "
             "(or the in-cluster ServiceAccount) and that the cluster is up."
         ) from None
     log.info(
         "connected to %s (Kubernetes %s)",
-        api.client.configuration.host,
+        api.server,
         (version or {}).get("gitVersion", "?"),
     )
     for group_version, what, fix in (
@@ -162,53 +172,62 @@ def namespace_selected(namespace: str, patterns: tuple[str, ...]) -> bool:
     )
 
 
-async def prime(api: Api, settings: Settings, indexes: dict[str, LocalIndex]) -> None:
-    """Fill every index from one paginated LIST per resource, before kopf watches.
+# What the start-up listing covers: (kind, resource), kopf-watched ones first.
+def _listed() -> list[tuple[str, ApiResource]]:
+    return [
+        ("ImageStream", IMAGESTREAM_RESOURCE),
+        (IMAGETRIGGER, IMAGETRIGGER_RESOURCE),
+        *((str(kind), spec.resource) for kind, spec in KINDS.items()),
+    ]
+
+
+async def prime(api: Api, settings: Settings, intake: Intake) -> dict[tuple[str, str], str]:
+    """Fill every index from one paginated LIST per resource, before anything watches.
 
     Every decision then sees every stream, workload and trigger from the first
-    event on, as kopf's own indexes would guarantee, but in linear time.
+    key on, in linear time. Returns each (kind, namespace scope)'s resourceVersion,
+    where our own watches start.
     """
     started = time.monotonic()
-    exact = [ns for ns in settings.namespaces if not any(c in ns for c in "*?[!")]
-    scopes = exact if exact and len(exact) == len(settings.namespaces) else [""]
-    for index_id, (resource, project) in handlers.projectors(settings).items():
-        for namespace in scopes:
-            base = f"/apis/{resource.group}/{resource.version}"
-            base += (
-                f"/namespaces/{namespace}/{resource.plural}" if namespace else f"/{resource.plural}"
-            )
-            token = ""
-            while True:
-                query = f"?limit={PRIME_PAGE}" + (f"&continue={token}" if token else "")
-                try:
-                    page = await api.with_retries("GET", base + query, resource=resource.plural)
-                except NotFoundError:
-                    log.info("%s are not served here: nothing to follow there", resource.plural)
-                    break
-                for item in page.get("items") or []:
-                    meta = item.get("metadata", {})
-                    if namespace_selected(meta.get("namespace", ""), settings.namespaces):
-                        item.setdefault("kind", KINDS[resource.plural])
-                        item.setdefault("apiVersion", f"{resource.group}/{resource.version}")
-                        indexes[index_id].replace(str(meta.get("uid", "")), project(item))
-                token = (page.get("metadata") or {}).get("continue") or ""
-                if not token:
-                    break
-    sizes = ", ".join(
-        f"{index_id.removesuffix('_index')}: {len(i)}" for index_id, i in indexes.items()
-    )
+    versions: dict[tuple[str, str], str] = {}
+    for kind, resource in _listed():
+        for namespace in scopes(settings.namespaces):
+            try:
+                items, version = await list_pages(api, resource, namespace, kind)
+            except NotFoundError:
+                log.info("%s are not served here: nothing to follow there", resource.plural)
+                continue
+            versions[(kind, namespace)] = version
+            for item in items:
+                meta = item.get("metadata") or {}
+                if namespace_selected(str(meta.get("namespace") or ""), settings.namespaces):
+                    intake.load(kind, item)
+    sizes = ", ".join(f"{name}: {n}" for name, n in intake.indexes.sizes().items())
     log.info("indexed in %.1fs: %s", time.monotonic() - started, sizes)
+    return versions
+
+
+async def _resync_forever(controller: Controller, intake: Intake, every: float) -> None:
+    """Queue every key now and then: a level-triggered safety net, from memory."""
+    while True:
+        await asyncio.sleep(every)
+        controller.enqueue(intake.everything())
 
 
 async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
     metrics = Metrics()
     try:
-        api = await Api.connect(metrics, pool=max(8, settings.max_concurrent_writes * 2))
+        api = await Api.connect(
+            count=metrics.count_request, pool=max(8, settings.max_concurrent_writes * 2)
+        )
     except Exception as error:  # the client's config loaders raise many kinds of errors
         raise ConfigurationError(
             f"no usable Kubernetes credentials: {error}. In a pod the ServiceAccount is used; "
             "elsewhere set KUBECONFIG or create ~/.kube/config."
         ) from None
+    events = Events(api)
+    tasks: list[asyncio.Task[None]] = []
+    controller: Controller | None = None
     try:
         await preflight(api, settings)
         if settings.metrics_port:
@@ -216,12 +235,59 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
             log.info(
                 "metrics on http://%s:%d/metrics", settings.bind_address, settings.metrics_port
             )
-        reconciler = Reconciler(settings, api, metrics, Events(api))
-        indexes = {index_id: LocalIndex() for index_id in handlers.projectors(settings)}
-        await prime(api, settings, indexes)
-        reconciler.world = IndexWorld(indexes)
+        indexes = Indexes()
+        writer = Writer(
+            api, dry_run=settings.dry_run, max_concurrent=settings.max_concurrent_writes
+        )
+
+        def moved(tag: TagRef, reference: str) -> None:
+            metrics.tag_changes.inc()
+            log.info("tag %s moved to %s", tag, reference)
+
+        intake = Intake(indexes, writer.overlay, native=settings.native_annotations, on_moved=moved)
+        reporter = Reporter(api, events, metrics)
+        controller = Controller(
+            Reconciler(settings, indexes, writer, reporter), metrics, workers=settings.workers
+        )
+        versions = await prime(api, settings, intake)
+        selected = functools.partial(namespace_selected, patterns=settings.namespaces)
+
+        def enqueue(wakes: list[Wake]) -> None:
+            controller_ = controller
+            assert controller_ is not None
+            controller_.enqueue(wakes)
+            _gauges(metrics, indexes)
+
+        events.start()
+        controller.start()
+        enqueue(intake.everything())
+        for kind, spec in KINDS.items():
+            for namespace in scopes(settings.namespaces):
+                if (str(kind), namespace) not in versions:
+                    continue
+                on_event = functools.partial(_target_event, intake, enqueue, kind)
+                watch = Watch(
+                    api,
+                    spec.resource,
+                    str(kind),
+                    namespace,
+                    on_event=on_event,
+                    on_relisted=functools.partial(_relisted, intake, enqueue, str(kind)),
+                    selected=selected,
+                )
+                tasks.append(asyncio.create_task(watch.run(versions[(str(kind), namespace)])))
+        tasks.append(
+            asyncio.create_task(_resync_forever(controller, intake, settings.resync_seconds))
+        )
         registry = kopf.OperatorRegistry()
-        handlers.register(registry, reconciler, settings, indexes)
+        handlers.register(
+            registry,
+            intake,
+            enqueue,
+            api,
+            selected=selected,
+            on_stream_event=lambda type: metrics.imagestream_events.labels(type or "LISTED").inc(),
+        )
         liveness = (
             f"http://{settings.bind_address}:{settings.health_port}/healthz"
             if settings.health_port
@@ -229,8 +295,9 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
         )
         scope = "all namespaces" if settings.clusterwide else ", ".join(settings.namespaces)
         log.info(
-            "watching %s%s",
+            "watching %s with %d workers%s",
             scope,
+            settings.workers,
             " (dry run: nothing will be written)" if settings.dry_run else "",
         )
         await kopf.operator(
@@ -243,4 +310,42 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
             stop_flag=stop,
         )
     finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if controller is not None:
+            await controller.stop()
+        await events.stop()
         await api.close()
+
+
+def _target_event(
+    intake: Intake,
+    enqueue: Callable[[list[Wake]], None],
+    kind: TargetKind,
+    event: str | None,
+    body: Mapping[str, Any],
+) -> None:
+    if kind is TargetKind.BuildConfig:
+        enqueue(intake.buildconfig(event, body))
+    else:
+        enqueue(intake.workload(kind, event, body))
+
+
+def _relisted(
+    intake: Intake,
+    enqueue: Callable[[list[Wake]], None],
+    kind: str,
+    namespace: str,
+    present: set[tuple[str, str]],
+) -> None:
+    enqueue(intake.forget_missing(kind, present, namespace))
+
+
+def _gauges(metrics: Metrics, indexes: Indexes) -> None:
+    metrics.imagestreams.set(len(indexes.streams))
+    metrics.imagetriggers.set(len(indexes.triggers))
+    for kind in (k for k, spec in KINDS.items() if spec.is_workload):
+        metrics.annotated_workloads.labels(kind).set(indexes.workloads.annotated_count(kind))

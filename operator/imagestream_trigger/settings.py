@@ -59,12 +59,22 @@ class Settings(BaseModel):
         default=600.0,
         gt=0,
         description=(
-            "Every so often, compare every target with its source again from memory "
-            "(no API reads) and converge: a safety net for writes that failed."
+            "Every so often, queue every ImageTrigger and annotated workload again and "
+            "converge from memory (no API reads): a safety net beside the retries of "
+            "failed writes, which come back on their own within seconds."
         ),
     )
     max_concurrent_writes: int = Field(
         default=16, ge=1, le=1000, description="Writes to the API in flight at once."
+    )
+    workers: int = Field(
+        default=16,
+        ge=1,
+        le=1000,
+        description=(
+            "Reconciles run at once; each takes one ImageTrigger or annotated workload "
+            "from the work queue (never two on the same one)."
+        ),
     )
 
     @field_validator("namespaces", mode="before")

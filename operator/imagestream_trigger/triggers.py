@@ -13,6 +13,11 @@ The WHOLE annotation is ignored by OpenShift when:
 - it is not valid JSON, or any value has the wrong JSON type (Go's ``json.Unmarshal`` fails
   for the whole array; ``"paused": "false"`` is such a type error);
 - two entries share a fieldPath (``hasDuplicateTriggers``), paused ones included;
+- it nests JSON arrays and objects more than ``MAX_DEPTH`` levels deep (a valid one needs 3).
+  Go's decoder gives up only past 10,000 levels; we stop at ``MAX_DEPTH`` so that hostile input
+  costs a linear scan rather than a deep recursion. OpenShift would still honour an
+  annotation whose only deep nesting sits under keys it ignores; nobody writes that, and we
+  report it as ``NestedTooDeeply``;
 - a non-paused entry with the right base path has an unparsable container part or does not
   end in ``.image`` (``UpdateObjectFromImages`` returns an error, discarding all changes).
   OpenShift only fails once that entry's tag resolves; we reject up front so the user sees
@@ -29,23 +34,26 @@ ONE entry is ignored (the others still work) when:
 - its fieldPath does not start with the kind's pod-spec base (``continue`` in
   ``UpdateObjectFromImages``).
 
-OpenShift says nothing to the user in all of these cases; we return a ``Problem`` for each.
+OpenShift says nothing to the user in all of these cases; we return a ``Problem`` for each
+(at most ``MAX_PROBLEMS`` of them: a hostile annotation can hold 100,000 bad entries).
+
+Any string is accepted and nothing raises: decoding follows Go (a lone UTF-16 surrogate
+escape such as ``"\\ud800"`` becomes U+FFFD, as OpenShift reads it), and every value quoted
+in a message is an excerpt of at most ``EXCERPT`` characters, encodable as UTF-8.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final, ParamSpec
 
-from imagestream_trigger.api import POD_SPEC_PATHS, TRIGGERS_ANNOTATION, TargetKind
+from imagestream_trigger.api import TRIGGERS_ANNOTATION
+from imagestream_trigger.kinds import Container, workload_kind
 from imagestream_trigger.resolve import TagRef
-
-if TYPE_CHECKING:  # decide.py imports this module at runtime; only the type flows back
-    from imagestream_trigger.decide import Container
 
 
 class ProblemCode(StrEnum):
@@ -61,6 +69,7 @@ class ProblemCode(StrEnum):
     DuplicateFieldPath = "DuplicateFieldPath"  # two entries with the same fieldPath
     ContainerNotFound = "ContainerNotFound"  # the selector matches no container
     DuplicateContainer = "DuplicateContainer"  # two entries select the same container
+    NestedTooDeeply = "NestedTooDeeply"  # arrays/objects nested more than MAX_DEPTH levels
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +108,15 @@ class Problem:
     message: str  # one sentence a person understands, naming the offending value and the fix
 
 
+# The valid format nests 3 levels ([ {"from": {...}} ]); anything past this is not a trigger
+# list, and stopping here keeps json.loads far from Python's recursion limit.
+MAX_DEPTH: Final = 32
+# Problems described per annotation; the rest are only counted (each one becomes an Event).
+MAX_PROBLEMS: Final = 10
+# Longest excerpt of a user's value quoted in a message: any fieldPath of the valid form (a
+# CronJob's base, initContainers and a 63-character name) still fits whole, so can be pasted.
+EXCERPT: Final = 160
+
 _WHOLE: Final = "OpenShift ignores the whole annotation, so no trigger on this object works"
 _ENTRY: Final = "OpenShift ignores this trigger"
 _NAME_PREFIX: Final = '?(@.name=="'
@@ -106,6 +124,18 @@ _NAME_SUFFIX: Final = '")'
 # Go's strconv.Atoi: optional sign, ASCII digits.
 _GO_INT: Final = re.compile(r"[+-]?[0-9]+")
 _SINGLE_QUOTED: Final = re.compile(r"\?\(@\.name\s*==\s*'(?P<name>[^']*)'\s*\)")
+# A JSON string, escapes included; an unterminated one runs to the end of the text.
+_JSON_STRING: Final = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"?', re.DOTALL)
+_NOT_BRACKET: Final = re.compile(r"[^\[\]{}]+")
+_SURROGATE: Final = re.compile(r"[\ud800-\udfff]")
+# Where a lone surrogate may come from: an escape of one, or one already in the text.
+_MAYBE_SURROGATE: Final = re.compile(r"\\u[dD][89a-fA-F]|[\ud800-\udfff]")
+_INT64: Final = range(-(2**63), 2**63)
+# Container names listed per list in a message, and their longest excerpt (real ones have 63).
+_MAX_NAMES: Final = 10
+_NAME_EXCERPT: Final = 66
+
+_P = ParamSpec("_P")
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +150,48 @@ class _Entry:
     paused: bool = False
 
 
+_ABSENT: Final = _Entry()
+
+
+class _Problems:
+    """Problems in the order found: the first ``MAX_PROBLEMS`` described, the rest counted.
+
+    A message is built only if it is shown, so 100,000 bad entries cost little.
+    """
+
+    __slots__ = ("listed", "more")
+
+    def __init__(self) -> None:
+        self.listed: list[Problem] = []
+        self.more = 0
+
+    def __bool__(self) -> bool:
+        return bool(self.listed)
+
+    def add(
+        self, code: ProblemCode, describe: Callable[_P, str], *args: _P.args, **kw: _P.kwargs
+    ) -> None:
+        """Record a problem; ``describe(*args, **kw)`` is its message, called only if shown."""
+        if len(self.listed) < MAX_PROBLEMS:
+            self.listed.append(Problem(code, describe(*args, **kw)))
+        else:
+            self.more += 1
+
+    def keep(self, problem: Problem) -> None:
+        if len(self.listed) < MAX_PROBLEMS:
+            self.listed.append(problem)
+        else:
+            self.more += 1
+
+    def result(self) -> tuple[Problem, ...]:
+        if not self.more:
+            return tuple(self.listed)
+        *first, last = self.listed
+        more = f"{self.more} more problem" + ("s" if self.more > 1 else "")
+        note = f" This annotation has {more}, not listed; fix these first."
+        return (*first, Problem(last.reason, last.message + note))
+
+
 def parse_triggers_annotation(
     value: str, *, kind: str, namespace: str
 ) -> tuple[tuple[AnnotationTrigger, ...], tuple[Problem, ...]]:
@@ -127,15 +199,16 @@ def parse_triggers_annotation(
 
     Returns the entries OpenShift would honour (paused ones included, flagged) and a problem
     for everything it would ignore. When the whole annotation is ignored, no trigger is
-    returned.
+    returned. Never raises for any ``value`` (only for a ``kind`` without a pod template).
     """
     base = _base_path(kind)
-    entries, problems = _decode(value)
+    problems = _Problems()
+    entries = _decode(value, problems)
     if problems:
-        return (), tuple(problems)
-    duplicates = _duplicate_field_paths(entries)
-    if duplicates:
-        return (), duplicates
+        return (), problems.result()
+    _duplicate_field_paths(entries, problems)
+    if problems:
+        return (), problems.result()
 
     triggers: list[AnnotationTrigger] = []
     for number, entry in enumerate(entries):
@@ -143,10 +216,10 @@ def parse_triggers_annotation(
         if problem is not None:
             if whole:
                 return (), (problem,)
-            problems.append(problem)
+            problems.keep(problem)
         if trigger is not None:
             triggers.append(trigger)
-    return tuple(triggers), tuple(problems)
+    return tuple(triggers), problems.result()
 
 
 def select_container(
@@ -174,32 +247,39 @@ def check_containers(
     OpenShift fails the whole update of the object with "no such container" once such a
     trigger's tag resolves; reporting it up front tells the user before that happens.
     """
-    problems: list[Problem] = []
+    problems = _Problems()
     for trigger in triggers:
         if trigger.paused or select_container(trigger.container, containers) is not None:
             continue
-        problems.append(
-            Problem(
-                ProblemCode.ContainerNotFound,
-                f"trigger with fieldPath {_q(trigger.field_path)} selects "
-                f"{_describe_selector(trigger.container, containers)}, but this object has "
-                f"{describe_containers(containers)}; OpenShift stops applying every trigger "
-                f"of this object once {trigger.source} resolves. Fix the selector.",
-            )
-        )
-    return tuple(problems)
+        problems.add(ProblemCode.ContainerNotFound, _not_found_message, trigger, containers)
+    return problems.result()
 
 
 def describe_containers(containers: Sequence[Container]) -> str:
-    """Human list of the containers of a pod spec, for messages."""
-    regular = [_q(c.name) for c in containers if not c.init]
-    init = [_q(c.name) for c in containers if c.init]
+    """Human list of the containers of a pod spec, for messages (at most 10 names of each)."""
+    regular = [c.name for c in containers if not c.init]
+    init = [c.name for c in containers if c.init]
     parts = []
     if regular:
-        parts.append(f"containers {', '.join(regular)}")
+        parts.append(f"containers {_names(regular)}")
     if init:
-        parts.append(f"init containers {', '.join(init)}")
+        parts.append(f"init containers {_names(init)}")
     return " and ".join(parts) if parts else "no containers"
+
+
+def _names(names: Sequence[str]) -> str:
+    shown = ", ".join(_q(name, _NAME_EXCERPT) for name in names[:_MAX_NAMES])
+    hidden = len(names) - _MAX_NAMES
+    return f"{shown} and {hidden} more" if hidden > 0 else shown
+
+
+def _not_found_message(trigger: AnnotationTrigger, containers: Sequence[Container]) -> str:
+    return (
+        f"trigger with fieldPath {_q(trigger.field_path)} selects "
+        f"{_describe_selector(trigger.container, containers)}, but this object has "
+        f"{describe_containers(containers)}; OpenShift stops applying every trigger "
+        f"of this object once {_plain(str(trigger.source))} resolves. Fix the selector."
+    )
 
 
 def _describe_selector(selector: ContainerSelector, containers: Sequence[Container]) -> str:
@@ -213,89 +293,117 @@ def _describe_selector(selector: ContainerSelector, containers: Sequence[Contain
 
 def _base_path(kind: str) -> str:
     try:
-        return ".".join(POD_SPEC_PATHS[TargetKind(kind)]) + "."
-    except (KeyError, ValueError):
+        return workload_kind(kind).field_path_base
+    except ValueError:
         raise ValueError(f"kind {kind!r} does not carry {TRIGGERS_ANNOTATION}") from None
 
 
-def _decode(value: str) -> tuple[list[_Entry], list[Problem]]:
+def _decode(value: str, problems: _Problems) -> list[_Entry]:
     """Decode like Go's ``json.Unmarshal`` into ``[]ObjectFieldTrigger``.
 
     Go matches keys case-insensitively, ignores unknown keys, treats ``null`` as absent and
     fails the whole decode on any type mismatch; any problem here voids the annotation.
     """
+    if _too_deep(value):
+        problems.add(ProblemCode.NestedTooDeeply, _nested_message)
+        return []
     try:
-        document = json.loads(value, parse_constant=_reject_constant)
+        document = json.loads(value, parse_constant=_reject_constant, parse_int=_parse_int)
+    except RecursionError:  # _too_deep makes this unreachable; still, never a traceback
+        problems.add(ProblemCode.NestedTooDeeply, _nested_message)
+        return []
     except ValueError as error:
-        return [], [
-            Problem(
-                ProblemCode.InvalidJSON,
-                f"annotation {TRIGGERS_ANNOTATION} is not valid JSON ({error}); {_WHOLE}. "
-                'Write a JSON array such as [{"from": {"kind": "ImageStreamTag", '
-                '"name": "app:latest"}, "fieldPath": "...", "paused": false}].',
-            )
-        ]
+        problems.add(ProblemCode.InvalidJSON, _invalid_json_message, error)
+        return []
+    if _MAYBE_SURROGATE.search(value):
+        document = _go_strings(document)
     if document is None:
-        return [], []
+        return []
     if not isinstance(document, list):
-        return [], [
-            Problem(
-                ProblemCode.InvalidType,
-                f"annotation {TRIGGERS_ANNOTATION} must be a JSON array of triggers but is "
-                f"{_json_type(document)}; {_WHOLE}. Put the trigger(s) inside [ ].",
-            )
-        ]
-    entries: list[_Entry] = []
-    problems: list[Problem] = []
-    for number, element in enumerate(document):
-        entry, entry_problems = _decode_entry(number, element)
-        entries.append(entry)
-        problems.extend(entry_problems)
-    return entries, problems
+        problems.add(ProblemCode.InvalidType, _not_array_message, document)
+        return []
+    return [_decode_entry(number, element, problems) for number, element in enumerate(document)]
 
 
-def _decode_entry(number: int, element: Any) -> tuple[_Entry, list[Problem]]:
+def _too_deep(value: str) -> bool:
+    """Whether the first JSON value in ``value`` nests more than ``MAX_DEPTH`` levels.
+
+    Counts ``[`` and ``{`` outside strings in one linear pass, so that 10,000 levels cost
+    microseconds and json.loads never recurses deeper than ``MAX_DEPTH``. json.loads stops
+    at the end of the first value ("Extra data") or at a stray closing bracket ("Expecting
+    value"), so nothing after either is counted.
+    """
+    brackets = _NOT_BRACKET.sub("", _JSON_STRING.sub("", value))
+    if len(brackets) <= MAX_DEPTH:
+        return False
+    depth = 0
+    for bracket in brackets:
+        if bracket in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                return True
+        else:
+            depth -= 1
+            if depth <= 0:
+                return False
+    return False
+
+
+def _nested_message() -> str:
+    return (
+        f"annotation {TRIGGERS_ANNOTATION} is nested too deeply: its JSON arrays and objects "
+        f"go more than {MAX_DEPTH} levels deep, where a list of triggers needs 3; {_WHOLE}. "
+        'Write a flat JSON array such as [{"from": {"kind": "ImageStreamTag", '
+        '"name": "app:latest"}, "fieldPath": "...", "paused": false}].'
+    )
+
+
+def _invalid_json_message(error: ValueError) -> str:
+    return (
+        f"annotation {TRIGGERS_ANNOTATION} is not valid JSON ({_shorten(str(error))}); "
+        f'{_WHOLE}. Write a JSON array such as [{{"from": {{"kind": "ImageStreamTag", '
+        '"name": "app:latest"}, "fieldPath": "...", "paused": false}].'
+    )
+
+
+def _not_array_message(document: Any) -> str:
+    return (
+        f"annotation {TRIGGERS_ANNOTATION} must be a JSON array of triggers but is "
+        f"{_json_type(document)}; {_WHOLE}. Put the trigger(s) inside [ ]."
+    )
+
+
+def _decode_entry(number: int, element: Any, problems: _Problems) -> _Entry:
     if element is None:
-        return _Entry(), []
+        return _ABSENT
     if not isinstance(element, dict):
-        return _Entry(), [
-            Problem(
-                ProblemCode.InvalidType,
-                f"trigger [{number}] must be a JSON object with from and fieldPath but is "
-                f"{_json_type(element)} {_dump(element)}; {_WHOLE}.",
-            )
-        ]
+        problems.add(ProblemCode.InvalidType, _not_object_message, number, element)
+        return _ABSENT
     fields: dict[str, Any] = {}
-    problems: list[Problem] = []
     for key, item in element.items():
-        folded = key.lower()
+        folded = _fold(key)
         if item is None or folded not in ("from", "fieldpath", "paused"):
             continue
         if folded == "paused" and not isinstance(item, bool):
-            problems.append(
-                Problem(
-                    ProblemCode.PausedNotBoolean,
-                    f"trigger [{number}] has {_q(key)}: {_dump(item)}, but OpenShift accepts "
-                    f"only a JSON boolean; {_WHOLE}. Write {_q(key)}: "
-                    f"{'true' if _truthy(item) else 'false'} without quotes.",
-                )
-            )
+            problems.add(ProblemCode.PausedNotBoolean, _paused_message, number, key, item)
         elif folded == "fieldpath" and not isinstance(item, str):
-            problems.append(_type_problem(number, key, item, "a string"))
+            problems.add(ProblemCode.InvalidType, _type_message, number, key, item, "a string")
         elif folded == "from" and not isinstance(item, dict):
-            problems.append(_type_problem(number, key, item, "a JSON object"))
+            problems.add(ProblemCode.InvalidType, _type_message, number, key, item, "a JSON object")
         else:
             fields[folded] = item
     reference: dict[str, str] = {}
     for key, item in fields.get("from", {}).items():
-        folded = key.lower()
+        folded = _fold(key)
         if item is None or folded not in ("kind", "name", "namespace", "apiversion"):
             continue
         if isinstance(item, str):
             reference[folded] = item
         else:
-            problems.append(_type_problem(number, f"from.{key}", item, "a string"))
-    entry = _Entry(
+            problems.add(
+                ProblemCode.InvalidType, _type_message, number, f"from.{key}", item, "a string"
+            )
+    return _Entry(
         kind=reference.get("kind", ""),
         name=reference.get("name", ""),
         namespace=reference.get("namespace", ""),
@@ -303,23 +411,40 @@ def _decode_entry(number: int, element: Any) -> tuple[_Entry, list[Problem]]:
         field_path=fields.get("fieldpath", ""),
         paused=fields.get("paused", False),
     )
-    return entry, problems
 
 
-def _duplicate_field_paths(entries: Sequence[_Entry]) -> tuple[Problem, ...]:
+def _not_object_message(number: int, element: Any) -> str:
+    return (
+        f"trigger [{number}] must be a JSON object with from and fieldPath but is "
+        f"{_json_type(element)} {_dump(element)}; {_WHOLE}."
+    )
+
+
+def _paused_message(number: int, key: str, item: Any) -> str:
+    return (
+        f"trigger [{number}] has {_q(key)}: {_dump(item)}, but OpenShift accepts "
+        f"only a JSON boolean; {_WHOLE}. Write {_q(key)}: "
+        f"{'true' if _truthy(item) else 'false'} without quotes."
+    )
+
+
+def _type_message(number: int, key: str, item: Any, expected: str) -> str:
+    return f"trigger [{number}] has {_q(key)}: {_dump(item)}, which must be {expected}; {_WHOLE}."
+
+
+def _duplicate_field_paths(entries: Sequence[_Entry], problems: _Problems) -> None:
     first_seen: dict[str, int] = {}
-    problems: list[Problem] = []
     for number, entry in enumerate(entries):
         earlier = first_seen.setdefault(entry.field_path, number)
         if earlier != number:
-            problems.append(
-                Problem(
-                    ProblemCode.DuplicateFieldPath,
-                    f"triggers [{earlier}] and [{number}] both have fieldPath "
-                    f"{_q(entry.field_path)}; {_WHOLE}. Keep one trigger per fieldPath.",
-                )
-            )
-    return tuple(problems)
+            problems.add(ProblemCode.DuplicateFieldPath, _duplicate_message, earlier, number, entry)
+
+
+def _duplicate_message(earlier: int, number: int, entry: _Entry) -> str:
+    return (
+        f"triggers [{earlier}] and [{number}] both have fieldPath "
+        f"{_q(entry.field_path)}; {_WHOLE}. Keep one trigger per fieldPath."
+    )
 
 
 # (the trigger if honoured, the problem if any, whether the problem voids the annotation)
@@ -395,8 +520,9 @@ def _parse_selector(where: str, field_path: str, base: str) -> ContainerSelector
     if remainder != "image":
         return _bad_tail(where, field_path, base)
 
-    if _GO_INT.fullmatch(selector):
-        return ContainerSelector(init=init, index=int(selector), name=None)
+    index = _go_atoi(selector)
+    if index is not None:
+        return ContainerSelector(init=init, index=index, name=None)
     # OpenShift trims the prefix and the suffix independently and accepts the result if
     # either was present; reproduced as is, so exactly the same selectors are honoured.
     name = selector.removeprefix(_NAME_PREFIX).removesuffix(_NAME_SUFFIX)
@@ -433,16 +559,53 @@ def _suggest_base(field_path: str, base: str) -> str:
     return ""
 
 
-def _type_problem(number: int, key: str, item: Any, expected: str) -> Problem:
-    return Problem(
-        ProblemCode.InvalidType,
-        f"trigger [{number}] has {_q(key)}: {_dump(item)}, which must be {expected}; {_WHOLE}.",
-    )
+def _go_atoi(text: str) -> int | None:
+    """Go's ``strconv.Atoi``: an optional sign and ASCII digits, within int64; else None."""
+    if not _GO_INT.fullmatch(text):
+        return None
+    negative = text.startswith("-")
+    digits = text.lstrip("+-").lstrip("0") or "0"
+    if len(digits) > 19:  # past int64, and past what int() converts quickly
+        return None
+    number = -int(digits) if negative else int(digits)
+    return number if number in _INT64 else None
 
 
 def _reject_constant(name: str) -> Any:
     # Python accepts NaN and Infinity; Go's decoder (and JSON) does not.
     raise ValueError(f"{name} is not JSON")
+
+
+def _parse_int(text: str) -> int | float:
+    # Python refuses to convert more than 4,300 digits (sys.get_int_max_str_digits); Go reads
+    # any number, and here only a number's type matters.
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
+
+
+def _go_strings(item: Any) -> Any:
+    """Every string with its lone surrogates replaced by U+FFFD, as Go's decoder reads them.
+
+    The recursion is bounded: ``_too_deep`` has checked the nesting before decoding.
+    """
+    if isinstance(item, str):
+        return _SURROGATE.sub("\ufffd", item)
+    if isinstance(item, list):
+        return [_go_strings(element) for element in item]
+    if isinstance(item, dict):
+        return {_go_strings(key): _go_strings(element) for key, element in item.items()}
+    return item
+
+
+def _fold(key: str) -> str:
+    """Fold a key as Go's decoder does to match a field case-insensitively.
+
+    Outside ASCII only U+212A (Kelvin sign, which lower() makes "k") and U+017F (long s)
+    fold to ASCII letters.
+    """
+    return key.lower() if key.isascii() else key.lower().replace("\u017f", "s")
 
 
 def _truthy(item: Any) -> bool:
@@ -466,10 +629,38 @@ def _json_type(item: Any) -> str:
 
 def _dump(item: Any) -> str:
     """The offending value as it appears in the annotation, shortened for an Event."""
-    text = json.dumps(item, ensure_ascii=False)
-    return text if len(text) <= 120 else text[:117] + "..."
+    if isinstance(item, str):
+        return _q(item)
+    return _shorten(json.dumps(item, ensure_ascii=False))
 
 
-def _q(text: str) -> str:
-    """Quote as a JSON string, so what is shown can be pasted into the annotation."""
-    return json.dumps(text, ensure_ascii=False)
+def _q(text: str, limit: int = EXCERPT) -> str:
+    """Quote as a JSON string, so what is shown can be pasted into the annotation.
+
+    Shortened to ``limit`` characters; a longer value is cut and ends in "...".
+    """
+    return _shorten(json.dumps(text[: limit + 1], ensure_ascii=False), limit)
+
+
+def _plain(text: str) -> str:
+    """Unquoted, but escaped as in JSON (no raw newline or NUL in an Event), and shortened."""
+    return _shorten(json.dumps(text[: EXCERPT + 1], ensure_ascii=False)[1:-1])
+
+
+def _shorten(text: str, limit: int = EXCERPT) -> str:
+    """``text`` made safe for an Event: at most ``limit`` characters, encodable as UTF-8.
+
+    A lone surrogate (JSON allows ``"\\ud800"``) cannot be encoded; it is shown as its
+    JSON escape instead.
+    """
+    text = _SURROGATE.sub(_escape_surrogate, text[: limit + 1])
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _escape_surrogate(match: re.Match[str]) -> str:
+    return f"\\u{ord(match[0]):04x}"
+
+
+# For the other modules that quote user input in messages (decide.py): the same rules.
+quote = _q
+plain = _plain

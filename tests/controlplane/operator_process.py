@@ -8,9 +8,11 @@ would in a cluster.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import re
+import signal
 import sys
 import time
 import urllib.error
@@ -195,6 +197,42 @@ class OperatorProcess:
             self.process.stop()
             if self.process in self.plane.processes:
                 self.plane.processes.remove(self.process)
+
+    def kill(self) -> None:
+        """SIGKILL, as a node failure or the OOM killer would: no clean-up runs."""
+        assert self.process is not None
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.popen.pid, signal.SIGKILL)
+        self.process.popen.wait(10)
+        self.stop()
+
+    def wait_exit(self, timeout: float = 30) -> int:
+        assert self.process is not None
+        return self.process.popen.wait(timeout)
+
+    def log_offset(self) -> int:
+        """A mark in the log: ``wait_reconciled`` only looks at what comes after it."""
+        return self.log.stat().st_size if self.log.exists() else 0
+
+    def wait_reconciled(self, key: str, *, after: int, timeout: float = 15) -> str:
+        """Wait for a completed reconcile pass of ``key`` ("Deployment ns/web",
+        "ImageTrigger ns/follow") logged after the mark ``after``; returns its line.
+
+        The positive signal a "nothing was written" check needs: the pass that would
+        have written has finished.
+        """
+        needle = f"reconciled {key} "
+        deadline = time.monotonic() + timeout
+        while True:
+            self.check_alive()
+            with self.log.open("rb") as log:
+                log.seek(after)
+                for line in log.read().decode(errors="replace").splitlines():
+                    if needle in line:
+                        return line
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no pass of {key} completed; log:\n{self.tail()}")
+            time.sleep(0.05)
 
     def run_to_exit(self, timeout: float = 60) -> int:
         """Start and wait for the process to exit by itself (e.g. a failed pre-flight)."""

@@ -109,7 +109,11 @@ def workload(
 def create(kube: Kube, namespace: str, obj: dict[str, Any]) -> dict[str, Any]:
     plural = (
         PLURAL.get(obj["kind"])
-        or {"ImageTrigger": "imagetriggers", "BuildConfig": "buildconfigs"}[obj["kind"]]
+        or {
+            "ImageTrigger": "imagetriggers",
+            "BuildConfig": "buildconfigs",
+            "ImageStream": "imagestreams",
+        }[obj["kind"]]
     )
     created: dict[str, Any] = kube.create(path_for(obj["apiVersion"], plural, namespace), obj)
     return created
@@ -137,14 +141,21 @@ def image_trigger(
     }
 
 
-def buildconfig(name: str, tag: str = "app:latest") -> dict[str, Any]:
+def buildconfig(name: str, tag: str = "app:latest", *, own_trigger: bool = True) -> dict[str, Any]:
+    """A Docker-strategy BuildConfig from ``tag``.
+
+    ``own_trigger=False``: without an imageChange trigger of its own (the shipped
+    sample's pattern), so the server has nothing to refuse a second build of one
+    image with: only the operator's own bookkeeping keeps it to one.
+    """
     source = {"kind": "ImageStreamTag", "name": tag}
+    triggers = [{"type": "ImageChange", "imageChange": {"from": source}}] if own_trigger else []
     return {
         "apiVersion": BUILD,
         "kind": "BuildConfig",
         "metadata": {"name": name},
         "spec": {
-            "triggers": [{"type": "ImageChange", "imageChange": {"from": source}}],
+            "triggers": triggers,
             "source": {"type": "Git", "git": {"uri": "https://example.invalid/app.git"}},
             "strategy": {"type": "Docker", "dockerStrategy": {"from": source}},
             "output": {"to": {"kind": "ImageStreamTag", "name": f"{name}:latest"}},

@@ -73,27 +73,33 @@ def test_reimport_of_the_same_digest_writes_nothing(
         lambda obj: images_of(obj)["web"] == first.reference,
     )
     version = done["metadata"]["resourceVersion"]
-    before = operator.metrics()
 
     again = imported(kube, namespace, image=first.image)
     assert not again.changed
-    # A re-import that changes nothing sends no watch event: touch the stream so the
-    # operator certainly re-evaluates it, then check that it wrote nothing.
-    kube.patch(
-        path_for("image.openshift.io/v1", "imagestreams", namespace, "app"),
-        {"metadata": {"labels": {"touched": "yes"}}},
-        "merge",
-    )
-    modified = 'imagestream_trigger_imagestream_events_total{type="MODIFIED"}'
-    operator.wait_metric(modified, above=before.get(modified, 0))
-    operator.settle(quiet=0.5)
+    # A re-import that changes nothing sends no watch event. Touch the Deployment so a
+    # pass of it certainly runs after the re-import, and wait for that pass to end.
+    mark = operator.log_offset()
+    touch(kube, namespace)
+    operator.wait_reconciled(f"Deployment {namespace}/web", after=mark)
     after = kube.get(workload_path("Deployment", namespace, "web"))
-    assert after["metadata"]["resourceVersion"] == version
+    assert after["metadata"]["labels"]["touched"] == "yes"
+    assert images_of(after)["web"] == first.reference
+    assert int(after["metadata"]["generation"]) == int(done["metadata"]["generation"])
     assert (
         operator.metrics().get(
             'imagestream_trigger_target_updates_total{kind="Deployment",result="updated",source="annotation"}'
         )
         == 1
+    )
+    assert version != after["metadata"]["resourceVersion"]  # only the label moved it
+
+
+def touch(kube: Kube, namespace: str, name: str = "web") -> None:
+    """A change of the workload that matters to no decision: a pass runs, and must write nothing."""
+    kube.patch(
+        workload_path("Deployment", namespace, name),
+        {"metadata": {"labels": {"touched": "yes"}}},
+        "merge",
     )
 
 
@@ -109,6 +115,10 @@ def test_paused_as_a_string_is_reported_and_changes_nothing(
     )["items"]
     messages = [e["message"] for e in warning if e["involvedObject"]["name"] == "web"]
     assert any("paused" in m and "boolean" in m for m in messages), messages
+    # The Warning comes before any write would: wait for a whole pass after the move.
+    mark = operator.log_offset()
+    touch(kube, namespace)
+    operator.wait_reconciled(f"Deployment {namespace}/web", after=mark)
     assert web_image(kube, namespace) == f"{REPO}:latest"
     metrics = operator.metrics()
     assert (
@@ -128,6 +138,9 @@ def test_unknown_container_is_reported(
         path_for("v1", "events", namespace),
         lambda _: any("wbe" in e["message"] for e in events_for(kube, namespace, "web")),
     )
+    mark = operator.log_offset()
+    touch(kube, namespace)
+    operator.wait_reconciled(f"Deployment {namespace}/web", after=mark)
     assert web_image(kube, namespace) == f"{REPO}:latest"
 
 
@@ -168,8 +181,12 @@ def test_native_annotations_can_be_turned_off(
     operator = run_operator(args=["--no-native-annotations"])
     annotated_web(kube, namespace)
     imported(kube, namespace)
+    # The move was taken in (its wakes are queued in the same step): with the
+    # annotation off, the workload is not even known as annotated, so nothing follows.
     operator.wait_metric("imagestream_trigger_tag_changes_total", above=0)
-    operator.settle()
+    metrics = operator.metrics()
+    assert metrics['imagestream_trigger_annotated_workloads{kind="Deployment"}'] == 0
+    assert metrics["imagestream_trigger_queue_depth"] == 0
 
     assert web_image(kube, namespace) == f"{REPO}:latest"
     updates = {

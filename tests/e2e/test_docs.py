@@ -24,8 +24,8 @@ import yaml
 from prometheus_client.metrics import MetricWrapperBase
 
 from imagestream_trigger.api import TRIGGERS_ANNOTATION, TargetKind
-from imagestream_trigger.decide import containers_of
 from imagestream_trigger.errors import InvalidSpecError
+from imagestream_trigger.kinds import containers_of
 from imagestream_trigger.models import parse_spec
 from imagestream_trigger.report.metrics import Metrics
 from imagestream_trigger.triggers import check_containers, parse_triggers_annotation

@@ -84,8 +84,11 @@ def test_named_deployment_follows_the_tag_and_status_tells(
     assert status["history"][0]["image"] == first.reference
     assert status["history"][0]["updated"] == ["Deployment/web"]
     assert "lastTriggerTime" in status
-    reasons = {e["reason"] for e in events_for(kube, namespace, "follow")}
-    assert "ImageUpdated" in reasons
+    # Events are sent in the background, right after the pass.
+    kube.wait_for(
+        path_for("v1", "events", namespace),
+        lambda _: "ImageUpdated" in {e["reason"] for e in events_for(kube, namespace, "follow")},
+    )
 
     second = imported(kube, namespace)
     kube.wait_for(
@@ -151,9 +154,9 @@ def test_buildconfig_gets_one_build_per_new_image_even_across_restarts(
 
     operator.stop()
     restarted = run_operator()
+    # The restarted operator re-plans everything at start: wait for that pass to end.
+    restarted.wait_reconciled(f"ImageTrigger {namespace}/follow", after=0)
     wait_reason(kube, namespace, "Applied")
-    # The restarted operator re-plans everything from its initial listing: no second build.
-    restarted.settle()
     assert builds(kube, namespace) == ["app-build-1"]
 
     second = imported(kube, namespace)
@@ -314,7 +317,7 @@ def test_cross_namespace_source_needs_the_streams_permission(
     wait_reason(kube, namespace, "Applied")
 
 
-def test_missing_rbac_rule_is_reported_as_forbidden(
+def test_missing_rbac_rule_is_reported_as_forbidden_and_healed_by_granting_it(
     kube: Kube, namespace: str, run_operator: Callable[..., OperatorProcess]
 ) -> None:
     built_by_trigger(kube, namespace)
@@ -330,6 +333,21 @@ def test_missing_rbac_rule_is_reported_as_forbidden(
     trigger = wait_reason(kube, namespace, "Forbidden")
     assert "builds/docker" in ready(trigger)["message"]
     assert operator.metrics()['imagestream_trigger_builds_total{result="failed"}'] >= 1
+
+    # The administrator grants the rule again: the retries (with backoff, not the
+    # 10-minute resync) start the build soon after, with nothing else happening.
+    granted = shipped_cluster_role()
+    granted["metadata"]["name"] = role["metadata"]["name"]
+    kube.apply(granted)
+    fixed = time.monotonic()
+    kube.wait_for(
+        trigger_path(namespace),
+        lambda t: ready(t).get("reason") == "Applied",
+        timeout=30,
+    )
+    assert time.monotonic() - fixed < 30
+    assert builds(kube, namespace) == ["app-build-1"]
+    assert operator.metrics()['imagestream_trigger_retries_total{reason="forbidden"}'] >= 1
 
 
 def _wait_until_denied(kube: Kube, namespace: str) -> None:

@@ -241,8 +241,14 @@ def test_a_rule_removed_from_the_installed_role_is_reported_as_forbidden(
         assert f'User "{user}" cannot create builds/docker' in message, message
         assert kube.get(path_for(BUILD, "builds", namespace))["items"] == []
         assert operator.metrics()['imagestream_trigger_builds_total{result="failed"}'] >= 1
-        warnings = [e for e in events_for(kube, namespace, "follow") if e["type"] == "Warning"]
-        assert any(e["reason"] == "Forbidden" for e in warnings), warnings
+        # Events are sent in the background, just after the status that shows them.
+        kube.wait_for(
+            path_for("v1", "events", namespace),
+            lambda _: any(
+                e["type"] == "Warning" and e["reason"] == "Forbidden"
+                for e in events_for(kube, namespace, "follow")
+            ),
+        )
     # The rule is back: a restarted operator starts the build it could not start.
     with OperatorProcess(control_plane, kube, installed, serve=(), bind=False):
         kube.wait_for(path_for(BUILD, "builds", namespace), lambda b: len(b["items"]) == 1)

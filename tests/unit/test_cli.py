@@ -22,6 +22,7 @@ FLAGS = {
     "log_level": "--log-level",
     "resync_seconds": "--resync-seconds",
     "max_concurrent_writes": "--max-concurrent-writes",
+    "workers": "--workers",
 }
 
 

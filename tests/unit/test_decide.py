@@ -12,15 +12,13 @@ import pytest
 
 from imagestream_trigger.api import LAST_APPLIED_ANNOTATION, Reason
 from imagestream_trigger.decide import (
-    Container,
     ImageChange,
     build_request,
-    containers_of,
     plan_annotation,
     plan_target,
-    pod_spec_path,
     workload_patch,
 )
+from imagestream_trigger.kinds import Container, containers_of, workload_kind
 from imagestream_trigger.resolve import ResolvedImage, TagRef
 from imagestream_trigger.triggers import AnnotationTrigger, ContainerSelector, ProblemCode
 
@@ -83,13 +81,13 @@ def cronjob() -> dict[str, Any]:
     ids=["deployment", "statefulset", "daemonset", "cronjob"],
 )
 def test_pod_spec_path(kind: str, path: tuple[str, ...]) -> None:
-    assert pod_spec_path(kind) == path
+    assert workload_kind(kind).pod_spec == path
 
 
 @pytest.mark.parametrize("kind", ["BuildConfig", "Pod"], ids=["buildconfig", "unknown"])
 def test_pod_spec_path_of_a_kind_without_pod_template(kind: str) -> None:
     with pytest.raises(ValueError, match="has no pod template"):
-        pod_spec_path(kind)
+        workload_kind(kind)
 
 
 @pytest.mark.parametrize(

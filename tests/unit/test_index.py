@@ -1,7 +1,8 @@
-"""Projecting watched bodies into the small records and index keys the operator keeps."""
+"""Projecting watched bodies into small records, and the typed indexes that keep them."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -9,25 +10,24 @@ import pytest
 
 from imagestream_trigger.api import (
     ALLOWED_NAMESPACES_ANNOTATION,
-    POD_SPEC_PATHS,
+    LAST_APPLIED_ANNOTATION,
     TRIGGERS_ANNOTATION,
     TargetKind,
 )
-from imagestream_trigger.decide import Container
-from imagestream_trigger.errors import InvalidSpecError
 from imagestream_trigger.index import (
-    BuildConfigInfo,
+    BuildConfigIndex,
+    Indexes,
     ObjectRef,
-    StreamInfo,
+    StreamIndex,
+    TriggerIndex,
+    WorkloadIndex,
+    WorkloadInfo,
     buildconfig_info,
-    buildconfig_keys,
     stream_info,
-    stream_keys,
     trigger_info,
-    trigger_keys,
     workload_info,
-    workload_keys,
 )
+from imagestream_trigger.kinds import KINDS, Container
 from imagestream_trigger.resolve import ResolvedImage, TagRef
 from imagestream_trigger.triggers import ContainerSelector, ProblemCode
 
@@ -128,7 +128,7 @@ def imagestream(
 
 
 def field_path(kind: str, selector: str = '?(@.name=="web")', *, init: bool = False) -> str:
-    base = ".".join(POD_SPEC_PATHS[TargetKind(kind)])
+    base = ".".join(KINDS[TargetKind(kind)].pod_spec)
     return f"{base}.{'initContainers' if init else 'containers'}[{selector}].image"
 
 
@@ -296,12 +296,34 @@ def test_stream_allows(allowed: str | None, namespace: str, expected: bool) -> N
     assert stream_info(imagestream(allowed=allowed)).allows(namespace) is expected
 
 
-def test_stream_keys() -> None:
-    keys = stream_keys(imagestream(namespace="shared", name="base"))
-    assert list(keys) == [("stream", "shared", "base")]
-    info = keys[("stream", "shared", "base")]
-    assert isinstance(info, StreamInfo)
-    assert info.name == "base"
+def test_stream_info_ignores_status_only_noise_and_move_times() -> None:
+    body = imagestream()
+    noisy = json.loads(json.dumps(body))
+    noisy["metadata"]["generation"] = 7
+    noisy["metadata"]["resourceVersion"] = "999"
+    noisy["status"]["tags"][0]["conditions"] = [{"type": "ImportSuccess", "status": "False"}]
+    assert stream_info(noisy) == stream_info(body)
+    # When each tag moved is bookkeeping, never a difference.
+    timed = dataclasses.replace(stream_info(body), moved_at={"latest": 12.5})
+    assert timed == stream_info(body)
+
+
+def test_stream_index_put_get_delete() -> None:
+    index = StreamIndex()
+    first = stream_info(imagestream(namespace="shared", name="base"))
+    assert index.put(first) is None
+    assert index.get("shared", "base") == first
+    assert index.get("demo", "base") is None
+    assert len(index) == 1
+    assert list(index) == [first]
+    # Putting again returns what it replaced.
+    second = stream_info(imagestream(namespace="shared", name="base", allowed="*"))
+    assert index.put(second) == first
+    assert index.get("shared", "base") == second
+    assert len(index) == 1
+    assert index.delete("shared", "base") == second
+    assert index.delete("shared", "base") is None
+    assert len(index) == 0
 
 
 # -- workloads --------------------------------------------------------------------------------
@@ -315,11 +337,14 @@ def test_workload_info_projects_each_kind(kind: TargetKind) -> None:
 
     assert info.ref == ObjectRef(body["apiVersion"], str(kind), "demo", "web", "uid-web")
     assert info.kind is kind
+    assert info.id == (str(kind), "demo", "web")
     assert info.labels == {"app": "web", "tier": "frontend"}
     assert info.containers == EXPECTED_CONTAINERS
-    assert info.annotation == annotation
-    assert info.annotations == {"team": "shop", TRIGGERS_ANNOTATION: annotation}
-    assert info.resource_version == "4711"
+    assert info.annotated is True
+    # Of the annotations, a patch needs only to know the map exists and our own record.
+    assert info.has_annotations is True
+    assert info.last_applied is None
+    assert info.annotations == {}
     assert info.problems == ()
     assert len(info.triggers) == 1
     trigger = info.triggers[0]
@@ -329,18 +354,54 @@ def test_workload_info_projects_each_kind(kind: TargetKind) -> None:
     assert trigger.field_path == field_path(kind)
 
 
+def test_workload_info_keeps_our_last_applied_record() -> None:
+    record = json.dumps({"web": {"image": f"quay.io/acme/app@{B}"}})
+    kind = TargetKind.Deployment
+    body = workload(kind, annotations={"team": "shop", LAST_APPLIED_ANNOTATION: record})
+    info = workload_info(kind, body, native=True)
+    assert info.last_applied == record
+    assert info.annotations == {LAST_APPLIED_ANNOTATION: record}
+    assert info.annotated is False
+
+
+def test_workload_info_compares_what_matters_to_a_decision() -> None:
+    kind = TargetKind.Deployment
+    annotation = json.dumps([trigger_entry(kind)])
+    base = workload_info(kind, workload(kind, annotation=annotation), native=True)
+    # Our record and the existence of the annotations map are not news.
+    ours = workload(
+        kind, annotation=annotation, annotations={LAST_APPLIED_ANNOTATION: '{"web":{}}'}
+    )
+    assert workload_info(kind, ours, native=True) == base
+    # A status-only update (replicas, resourceVersion) projects to an equal record.
+    status = workload(kind, annotation=annotation)
+    status["metadata"]["resourceVersion"] = "4712"
+    status["status"] = {"replicas": 3, "readyReplicas": 2}
+    assert workload_info(kind, status, native=True) == base
+    # Labels and images are news.
+    relabelled = workload(kind, annotation=annotation, labels={"app": "web"})
+    assert workload_info(kind, relabelled, native=True) != base
+    moved = workload(kind, annotation=annotation)
+    moved["spec"]["template"]["spec"]["containers"][0]["image"] = f"quay.io/acme/app@{B}"
+    assert workload_info(kind, moved, native=True) != base
+
+
 @pytest.mark.parametrize("kind", WORKLOAD_KINDS, ids=str)
-def test_workload_keys_for_each_kind(kind: TargetKind) -> None:
-    body = workload(kind, annotation=json.dumps([trigger_entry(kind)]))
-    keys = workload_keys(kind, body, native=True)
-    assert set(keys) == {
-        ("object", kind, "demo", "web"),
-        ("in", kind, "demo"),
-        ("follows", "demo", "app"),
-    }
-    assert keys[("object", kind, "demo", "web")] == workload_info(kind, body, native=True)
-    assert keys[("in", kind, "demo")] == "web"
-    assert keys[("follows", "demo", "app")] == (kind, "demo", "web")
+def test_workload_index_by_id_namespace_and_followed_stream(kind: TargetKind) -> None:
+    index = WorkloadIndex()
+    info = workload_info(
+        kind, workload(kind, annotation=json.dumps([trigger_entry(kind)])), native=True
+    )
+    assert index.put(info) is None
+    assert index.get(kind, "demo", "web") == info
+    assert index.get(kind, "other", "web") is None
+    assert list(index.names_in(kind, "demo")) == ["web"]
+    assert list(index.names_in(kind, "other")) == []
+    assert index.followers("demo", "app") == ((str(kind), "demo", "web"),)
+    assert index.followers("demo", "base") == ()
+    assert index.annotated_count(kind) == 1
+    assert index.annotated() == (info,)
+    assert len(index) == 1
 
 
 @pytest.mark.parametrize("kind", WORKLOAD_KINDS, ids=str)
@@ -348,12 +409,13 @@ def test_cross_namespace_trigger_follows_the_stream_in_its_namespace(kind: Targe
     body = workload(kind, annotation=json.dumps([trigger_entry(kind, "base:v1", "shared")]))
     info = workload_info(kind, body, native=True)
     assert info.triggers[0].source == TagRef("shared", "base", "v1")
-    keys = workload_keys(kind, body, native=True)
-    assert keys[("follows", "shared", "base")] == (kind, "demo", "web")
-    assert ("follows", "demo", "base") not in keys
+    index = WorkloadIndex()
+    index.put(info)
+    assert index.followers("shared", "base") == ((str(kind), "demo", "web"),)
+    assert index.followers("demo", "base") == ()
 
 
-def test_every_followed_stream_gets_a_key() -> None:
+def test_every_followed_stream_has_the_workload_as_follower() -> None:
     kind = TargetKind.Deployment
     annotation = json.dumps(
         [
@@ -364,9 +426,87 @@ def test_every_followed_stream_gets_a_key() -> None:
             },
         ]
     )
-    keys = workload_keys(kind, workload(kind, annotation=annotation), native=True)
-    follows = {key for key in keys if key[0] == "follows"}
-    assert follows == {("follows", "demo", "app"), ("follows", "shared", "tools")}
+    index = WorkloadIndex()
+    index.put(workload_info(kind, workload(kind, annotation=annotation), native=True))
+    assert index.followers("demo", "app") == (("Deployment", "demo", "web"),)
+    assert index.followers("shared", "tools") == (("Deployment", "demo", "web"),)
+
+
+def test_two_triggers_on_one_stream_follow_it_once() -> None:
+    kind = TargetKind.Deployment
+    annotation = json.dumps(
+        [
+            trigger_entry(kind, "app:latest"),
+            {
+                "from": {"kind": "ImageStreamTag", "name": "app:debug"},
+                "fieldPath": field_path(kind, '?(@.name=="proxy")'),
+            },
+        ]
+    )
+    index = WorkloadIndex()
+    info = workload_info(kind, workload(kind, annotation=annotation), native=True)
+    index.put(info)
+    assert index.followers("demo", "app") == (("Deployment", "demo", "web"),)
+    index.delete(kind, "demo", "web")
+    assert index.followers("demo", "app") == ()
+    assert index._followers == {}
+
+
+def test_workload_index_put_replaces_the_old_links() -> None:
+    kind = TargetKind.Deployment
+    index = WorkloadIndex()
+    first = workload_info(
+        kind, workload(kind, annotation=json.dumps([trigger_entry(kind)])), native=True
+    )
+    index.put(first)
+    # The annotation now follows another stream: the old link goes.
+    second = workload_info(
+        kind,
+        workload(kind, annotation=json.dumps([trigger_entry(kind, "base:v1", "shared")])),
+        native=True,
+    )
+    assert index.put(second) == first
+    assert index.followers("demo", "app") == ()
+    assert index.followers("shared", "base") == (("Deployment", "demo", "web"),)
+    assert index.annotated_count(kind) == 1
+    # Then the annotation goes: no follower, no annotated count.
+    third = workload_info(kind, workload(kind), native=True)
+    assert index.put(third) == second
+    assert index.followers("shared", "base") == ()
+    assert index.annotated_count(kind) == 0
+    assert index.annotated() == ()
+    assert list(index.names_in(kind, "demo")) == ["web"]
+
+
+def test_workload_index_delete_unlinks_everything() -> None:
+    index = WorkloadIndex()
+    for kind in WORKLOAD_KINDS:
+        body = workload(kind, annotation=json.dumps([trigger_entry(kind)]))
+        index.put(workload_info(kind, body, native=True))
+    assert len(index) == 4
+    assert len(index.followers("demo", "app")) == 4
+    for kind in WORKLOAD_KINDS:
+        assert index.delete(kind, "demo", "web") is not None
+        assert index.delete(kind, "demo", "web") is None
+        assert index.annotated_count(kind) == 0
+    assert len(index) == 0
+    assert index._by == {}
+    assert index._names == {}
+    assert index._followers == {}
+    assert set(index._annotated.values()) == {0}
+
+
+def test_workload_index_names_are_per_kind_and_namespace() -> None:
+    index = WorkloadIndex()
+    index.put(workload_info(TargetKind.Deployment, workload("Deployment", name="a"), native=True))
+    index.put(workload_info(TargetKind.Deployment, workload("Deployment", name="b"), native=True))
+    index.put(workload_info(TargetKind.StatefulSet, workload("StatefulSet", name="c"), native=True))
+    other = workload("Deployment", name="d", namespace="other")
+    index.put(workload_info(TargetKind.Deployment, other, native=True))
+    assert sorted(index.names_in("Deployment", "demo")) == ["a", "b"]
+    assert list(index.names_in("StatefulSet", "demo")) == ["c"]
+    assert list(index.names_in("Deployment", "other")) == ["d"]
+    assert index.annotated() == ()
 
 
 @pytest.mark.parametrize("kind", WORKLOAD_KINDS, ids=str)
@@ -374,21 +514,25 @@ def test_native_off_ignores_the_annotation(kind: TargetKind) -> None:
     annotation = json.dumps([trigger_entry(kind)])
     body = workload(kind, annotation=annotation)
     info = workload_info(kind, body, native=False)
-    assert info.annotation is None
+    assert info.annotated is False
     assert info.triggers == ()
     assert info.problems == ()
     # Still needed to write our own record without clobbering the map.
-    assert info.annotations == {TRIGGERS_ANNOTATION: annotation}
+    assert info.has_annotations is True
+    assert info.annotations == {}
     assert info.containers == EXPECTED_CONTAINERS
-    keys = workload_keys(kind, body, native=False)
-    assert set(keys) == {("object", kind, "demo", "web"), ("in", kind, "demo")}
+    index = WorkloadIndex()
+    index.put(info)
+    assert index.followers("demo", "app") == ()
+    assert index.annotated_count(kind) == 0
+    assert list(index.names_in(kind, "demo")) == ["web"]
 
 
 def test_native_off_does_not_report_problems_of_a_broken_annotation() -> None:
     info = workload_info(
         TargetKind.Deployment, workload("Deployment", annotation="{"), native=False
     )
-    assert (info.triggers, info.problems) == ((), ())
+    assert (info.annotated, info.triggers, info.problems) == (False, (), ())
 
 
 @pytest.mark.parametrize(
@@ -442,16 +586,20 @@ def test_annotation_problems_are_kept_on_the_record(
     body = workload(kind, annotation=annotation)
     info = workload_info(kind, body, native=True)
     assert [p.reason for p in info.problems] == codes
-    assert info.annotation == annotation
+    # Annotated even when broken: its problems must be reported by a reconcile.
+    assert info.annotated is True
     assert bool(info.triggers) is follows
-    keys = workload_keys(kind, body, native=True)
-    assert (("follows", "demo", "app") in keys) is follows
+    index = WorkloadIndex()
+    index.put(info)
+    assert bool(index.followers("demo", "app")) is follows
+    assert index.annotated() == (info,)
 
 
 def test_workload_without_annotations() -> None:
     kind = TargetKind.DaemonSet
     info = workload_info(kind, workload(kind), native=True)
-    assert info.annotation is None
+    assert info.annotated is False
+    assert info.has_annotations is False
     assert info.annotations is None
     assert (info.triggers, info.problems) == ((), ())
     assert info.containers == EXPECTED_CONTAINERS
@@ -460,9 +608,40 @@ def test_workload_without_annotations() -> None:
 def test_workload_with_other_annotations_only() -> None:
     kind = TargetKind.Deployment
     info = workload_info(kind, workload(kind, annotations={"team": "shop"}), native=True)
-    assert info.annotation is None
-    assert info.annotations == {"team": "shop"}
+    assert info.annotated is False
+    assert info.annotations == {}
     assert info.triggers == ()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param({}, id="empty"),
+        pytest.param({"metadata": [], "spec": "x"}, id="wrong-types"),
+        pytest.param(
+            {"metadata": {"name": 1, "labels": {"a": 1, 2: "b"}, "annotations": []}},
+            id="odd-metadata",
+        ),
+        pytest.param(
+            {"metadata": {"annotations": {TRIGGERS_ANNOTATION: 5}}, "spec": {"template": []}},
+            id="annotation-not-a-string",
+        ),
+        pytest.param(
+            {
+                "spec": {
+                    "template": {"spec": {"containers": [None, {"name": 3}], "initContainers": {}}}
+                }
+            },
+            id="odd-containers",
+        ),
+    ],
+)
+def test_workload_info_is_total(body: dict[str, Any]) -> None:
+    info = workload_info(TargetKind.Deployment, body, native=True)
+    assert isinstance(info, WorkloadInfo)
+    assert info.annotated is False
+    assert all(isinstance(v, str) for v in info.labels.values())
+    assert all(c.name == "" or isinstance(c.name, str) for c in info.containers)
 
 
 # -- BuildConfigs -----------------------------------------------------------------------------
@@ -561,19 +740,31 @@ def test_buildconfig_built_comes_from_status_only(
     assert info.built == expected
 
 
-def test_buildconfig_info_and_keys() -> None:
-    body = buildconfig(namespace="demo", name="web")
-    keys = buildconfig_keys(body)
-    assert set(keys) == {
-        ("object", TargetKind.BuildConfig, "demo", "web"),
-        ("in", TargetKind.BuildConfig, "demo"),
-    }
-    info = keys[("object", TargetKind.BuildConfig, "demo", "web")]
-    assert isinstance(info, BuildConfigInfo)
+def test_buildconfig_info_and_index() -> None:
+    info = buildconfig_info(buildconfig(namespace="demo", name="web"))
     assert info.ref == ObjectRef("build.openshift.io/v1", "BuildConfig", "demo", "web", "uid-bc")
     assert info.labels == {"app": "web"}
-    assert info.resource_version == "99"
-    assert keys[("in", TargetKind.BuildConfig, "demo")] == "web"
+    assert info.id == (TargetKind.BuildConfig, "demo", "web")
+    index = BuildConfigIndex()
+    assert index.put(info) is None
+    assert index.get("demo", "web") == info
+    assert list(index.names_in("demo")) == ["web"]
+    assert list(index.names_in("other")) == []
+    assert len(index) == 1
+    assert index.delete("demo", "web") == info
+    assert index.delete("demo", "web") is None
+    assert index._by == {}
+    assert index._names == {}
+
+
+def test_buildconfig_builds_started_are_no_news() -> None:
+    # status.imageChangeTriggers moves when a build starts: our own doing.
+    bare = buildconfig_info(buildconfig())
+    built = buildconfig_info(
+        buildconfig(status_triggers=[change_trigger("app:latest", None, f"quay.io/acme/app@{B}")])
+    )
+    assert built == bare
+    assert built.built != bare.built
 
 
 def test_buildconfig_without_status() -> None:
@@ -609,15 +800,13 @@ def test_trigger_info_valid_spec(source: dict[str, str], expected: TagRef) -> No
     assert info.source == expected
     assert info.status == {"observedGeneration": 2, "image": f"quay.io/acme/app@{A}"}
 
-    keys = trigger_keys(body)
-    assert set(keys) == {
-        ("trigger", "demo", "follow-app"),
-        ("trigger-in", "demo"),
-        ("source", expected.namespace, expected.stream),
-    }
-    assert keys[("trigger", "demo", "follow-app")] == info
-    assert keys[("trigger-in", "demo")] == "follow-app"
-    assert keys[("source", expected.namespace, expected.stream)] == ("demo", "follow-app")
+    index = TriggerIndex()
+    assert index.put(info) is None
+    assert index.get("demo", "follow-app") == info
+    assert index.in_namespace("demo") == (info,)
+    assert index.in_namespace("shared") == ()
+    assert index.following(expected.namespace, expected.stream) == (info,)
+    assert index.following("demo", "other") == ()
 
 
 @pytest.mark.parametrize(
@@ -639,20 +828,23 @@ def test_trigger_info_valid_spec(source: dict[str, str], expected: TagRef) -> No
             id="unknown-kind",
         ),
         pytest.param(None, "spec.source", id="no-spec"),
+        pytest.param("not an object", "spec.source", id="spec-not-an-object"),
     ],
 )
 def test_trigger_info_invalid_spec(spec: Any, mentions: str) -> None:
     body = image_trigger(spec)
     info = trigger_info(body)
-    assert isinstance(info.error, InvalidSpecError)
-    assert mentions in info.error.message
+    assert isinstance(info.error, str)
+    assert mentions in info.error
     assert info.spec is None
     assert info.source is None
     assert info.generation == 3
 
-    keys = trigger_keys(body)
-    assert set(keys) == {("trigger", "demo", "follow-app"), ("trigger-in", "demo")}
-    assert not any(key[0] == "source" for key in keys)
+    # Indexed by namespace (it must report InvalidSpec), following nothing.
+    index = TriggerIndex()
+    index.put(info)
+    assert index.in_namespace("demo") == (info,)
+    assert index._following == {}
 
 
 def test_trigger_info_without_generation_or_status() -> None:
@@ -664,18 +856,84 @@ def test_trigger_info_without_generation_or_status() -> None:
     assert info.status == {}
 
 
-def test_local_index_replaces_an_objects_keys_whole_and_forgets_it_on_delete() -> None:
-    from imagestream_trigger.index import LocalIndex
+def test_trigger_status_is_no_news() -> None:
+    spec = {
+        "source": {"imageStreamTag": "app:latest"},
+        "targets": [{"kind": "Deployment", "name": "w"}],
+    }
+    body = image_trigger(spec)
+    written = image_trigger(spec)
+    written["status"] = {"observedGeneration": 3, "conditions": [{"type": "Ready"}]}
+    assert trigger_info(written) == trigger_info(body)
+    changed = image_trigger({**spec, "suspend": True}, generation=4)
+    assert trigger_info(changed) != trigger_info(body)
 
-    local = LocalIndex()
-    assert local.replace("uid-1", {("in", "Deployment", "ns"): "a", ("follows", "ns", "app"): 1})
-    assert local.replace("uid-2", {("in", "Deployment", "ns"): "b"})
-    assert sorted(local.get(("in", "Deployment", "ns")) or []) == ["a", "b"]
-    # The same keys again: nothing changed, which the handlers use to skip a fan-out.
-    assert not local.replace("uid-2", {("in", "Deployment", "ns"): "b"})
-    # New keys drop the old ones of that object only.
-    assert local.replace("uid-1", {("in", "Deployment", "ns"): "a"})
-    assert local.get(("follows", "ns", "app")) is None
-    local.remove("uid-1")
-    assert local.get(("in", "Deployment", "ns")) == ["b"]
-    assert len(local) == 1
+
+def test_trigger_index_put_moves_the_follower_and_delete_forgets_it() -> None:
+    index = TriggerIndex()
+    target = [{"kind": "Deployment", "name": "web"}]
+    first = trigger_info(
+        image_trigger({"source": {"imageStreamTag": "app:latest"}, "targets": target})
+    )
+    index.put(first)
+    second = trigger_info(
+        image_trigger(
+            {"source": {"imageStreamTag": "base:v1", "namespace": "shared"}, "targets": target}
+        )
+    )
+    assert index.put(second) == first
+    assert index.following("demo", "app") == ()
+    assert index.following("shared", "base") == (second,)
+    assert index.in_namespace("demo") == (second,)
+    assert len(index) == 1
+    assert index.delete("demo", "follow-app") == second
+    assert index.delete("demo", "follow-app") is None
+    assert index._by == {}
+    assert index._in == {}
+    assert index._following == {}
+
+
+# -- the planner's world ----------------------------------------------------------------------
+
+
+def test_indexes_are_the_planners_world() -> None:
+    indexes = Indexes()
+    kind = TargetKind.Deployment
+    indexes.streams.put(stream_info(imagestream()))
+    indexes.workloads.put(workload_info(kind, workload(kind), native=True))
+    indexes.buildconfigs.put(buildconfig_info(buildconfig(name="bc")))
+    spec = {
+        "source": {"imageStreamTag": "app:latest"},
+        "targets": [{"kind": "Deployment", "name": "web"}],
+    }
+    indexes.triggers.put(trigger_info(image_trigger(spec)))
+
+    stream = indexes.stream("demo", "app")
+    assert stream is not None
+    assert stream.name == "app"
+    assert indexes.stream("demo", "nope") is None
+    found = indexes.workload("Deployment", "demo", "web")
+    assert found is not None
+    assert found.ref.name == "web"
+    assert indexes.workload("StatefulSet", "demo", "web") is None
+    bc = indexes.buildconfig("demo", "bc")
+    assert bc is not None
+    assert bc.ref.name == "bc"
+    assert list(indexes.names_in(TargetKind.Deployment, "demo")) == ["web"]
+    assert list(indexes.names_in(TargetKind.BuildConfig, "demo")) == ["bc"]
+    assert list(indexes.names_in(TargetKind.CronJob, "demo")) == []
+    assert indexes.sizes() == {
+        "imagestreams": 1,
+        "workloads": 1,
+        "buildconfigs": 1,
+        "imagetriggers": 1,
+    }
+
+
+def test_containers_of_a_pod_template_are_located_for_a_patch() -> None:
+    kind = TargetKind.CronJob
+    info = workload_info(kind, workload(kind), native=True)
+    assert [c.key for c in info.containers] == ["web", "proxy", "init:setup"]
+    assert [(c.init, c.index) for c in info.containers] == [(False, 0), (False, 1), (True, 0)]
+    assert KINDS[kind].patch_base == "/spec/jobTemplate/spec/template/spec"
+    assert Container("setup", "x", init=True, index=0).key == "init:setup"

@@ -11,6 +11,8 @@ from pydantic import ValidationError
 from imagestream_trigger.api import TargetKind
 from imagestream_trigger.errors import ImagestreamTriggerError, InvalidSpecError
 from imagestream_trigger.models import (
+    MAX_LINE,
+    MAX_LISTED,
     LabelSelector,
     parse_spec,
     selector_matches,
@@ -363,3 +365,162 @@ def selector(**fields: Any) -> LabelSelector:
 )
 def test_selector_matches(sel: LabelSelector, labels: dict[str, str], matches: bool) -> None:
     assert selector_matches(sel, labels) is matches
+
+
+# Hostile specs: only InvalidSpecError, with a short message that can be encoded.
+
+
+def deeply_nested(depth: int) -> Any:
+    value: Any = "x"
+    for _ in range(depth):
+        value = {"a": value}
+    return value
+
+
+def invalid(spec: Any) -> InvalidSpecError:
+    with pytest.raises(InvalidSpecError) as caught:
+        parse_spec(spec)
+    error = caught.value
+    error.message.encode("utf-8")
+    assert error.message == "; ".join(error.problems)
+    assert all(len(problem) <= MAX_LINE for problem in error.problems)
+    return error
+
+
+@pytest.mark.parametrize("spec", [None, [], [VALID], "spec", 1, 1.5, True], ids=repr)
+def test_a_spec_that_is_no_object_is_invalid(spec: Any) -> None:
+    assert invalid(spec).message == "spec: must be an object"
+
+
+def test_only_the_first_problems_are_listed() -> None:
+    error = invalid(spec_with(**{f"unknown{n}": n for n in range(30)}))
+    assert len(error.problems) == MAX_LISTED + 1
+    assert error.problems[0] == "spec.unknown0: is not a known field"
+    assert error.problems[-1] == "and 20 more problems"
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        (
+            spec_with(source={"imageStreamTag": "a" * 200_000}),
+            'spec.source.imageStreamTag: "' + "a" * 156 + '... must be "name:tag", for example '
+            '"app:latest"',
+        ),
+        (
+            spec_with(targets=[target(name="N" * 300)]),
+            'spec.targets[0].name: "' + "N" * 156 + "... is not a valid name",
+        ),
+        (
+            spec_with(targets=[target(**{"x" * 100_000: 1})]),
+            'spec.targets[0]["' + "x" * 156 + "...]: is not a known field",
+        ),
+        (
+            spec_with(targets=[target(name=None, selector={"matchLabels": deeply_nested(10_000)})]),
+            'spec.targets[0].selector.matchLabels.a: must be a string, not {"a": {"a": {"a": '
+            "{...}}}}",
+        ),
+        (
+            spec_with(
+                targets=[target(name=None, selector={"matchLabels": {"a": list(range(99))}})]
+            ),
+            "spec.targets[0].selector.matchLabels.a: must be a string, not [0, 1, 2, 3, ...]",
+        ),
+        (
+            spec_with(source={"imageStreamTag": 10**5000}),
+            "spec.source.imageStreamTag: must be a string, not a very large number",
+        ),
+        (
+            spec_with(dryRun=float("nan")),
+            "spec.dryRun: must be true or false, not NaN",
+        ),
+        (
+            spec_with(targets=[target(containers=[f"c{n}" for n in range(51)])]),
+            "spec.targets[0].containers: must list at most 50 container names, not 51",
+        ),
+        (
+            spec_with(targets=[target(containers=["a", "b", "c", "d"] * 2)]),
+            'spec.targets[0].containers: lists "a", "b", "c" and 1 other more than once',
+        ),
+        (
+            spec_with(
+                targets=[
+                    target(name=None, selector={"matchLabels": {f"-k{n}": "x" for n in range(9)}})
+                ]
+            ),
+            'spec.targets[0].selector.matchLabels: label keys "-k0", "-k1", "-k2" and 6 others are '
+            "invalid: their names must be 1 to 63 letters",
+        ),
+        (
+            spec_with(
+                targets=[
+                    target(
+                        name=None,
+                        selector={
+                            "matchExpressions": [
+                                {"key": "k", "operator": "In", "values": ["🚀"] * 10_000}
+                            ]
+                        },
+                    )
+                ]
+            ),
+            'spec.targets[0].selector.matchExpressions[0].values: label values "🚀", "🚀", "🚀" '
+            "and 9997 others are invalid: use at most 63 letters",
+        ),
+    ],
+    ids=[
+        "huge-tag",
+        "long-name",
+        "long-unknown-key",
+        "deeply-nested-selector",
+        "long-list",
+        "huge-number",
+        "nan",
+        "too-many-containers",
+        "many-repeated-containers",
+        "many-bad-label-keys",
+        "many-bad-label-values",
+    ],
+)
+def test_hostile_specs_give_short_messages(spec: dict[str, Any], message: str) -> None:
+    error = invalid(spec)
+    assert message in error.message
+    assert len(error.message) < 1_000
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        (
+            spec_with(targets=[target(name=None, selector={"matchLabels": {"\ud800": "v\udfff"}})]),
+            'label key "\\ud800" is invalid: its name must be 1 to 63 letters, digits, "-", "_" '
+            'or ".", starting and ending with a letter or digit; label value "v\\udfff" is invalid',
+        ),
+        (
+            spec_with(source={"imageStreamTag": "app:latest", "\udc00": 1}),
+            'spec.source: must be valid Unicode text, not "\\udc00"',
+        ),
+        (
+            spec_with(targets=[target(name="web\ud83d")]),
+            'spec.targets[0].name: "web\\ud83d" is not a valid name',
+        ),
+    ],
+    ids=["label", "key", "name"],
+)
+def test_lone_surrogates_are_shown_escaped(spec: dict[str, Any], message: str) -> None:
+    assert message in invalid(spec).message
+
+
+def test_the_extreme_valid_spec_is_accepted() -> None:
+    stream = ".".join(["s" * 63] * 4)[:253].rstrip(".")
+    names = [f"c{n:02d}-" + "x" * 57 + f"{n:02d}" for n in range(50)]
+    spec = parse_spec(
+        {
+            "source": {"imageStreamTag": f"{stream}:{'t' * 128}", "namespace": "n" * 63},
+            "targets": [
+                {"kind": "Deployment", "name": f"t{n}." + "w" * 60, "containers": names}
+                for n in range(50)
+            ],
+        }
+    )
+    assert len(spec.targets) == 50

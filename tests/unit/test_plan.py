@@ -1,44 +1,42 @@
 """Planning from memory: what every follower of an ImageStream tag should run.
 
-The world is a dictionary of index keys filled by the very functions kopf's indexes call
-(``index.*_keys``), so these tests also check that the keys and the planner agree.
+The world is the operator's own ``index.Indexes``, filled through ``Intake.load`` exactly
+as the start-up listing fills it, so these tests also check that the indexes and the
+planner agree.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from collections.abc import Iterable, Mapping
 from typing import Any
 
 import pytest
 
 from imagestream_trigger.api import (
     ALLOWED_NAMESPACES_ANNOTATION,
-    POD_SPEC_PATHS,
     TRIGGERS_ANNOTATION,
     Reason,
     TargetKind,
 )
-from imagestream_trigger.decide import Container, ImageChange
+from imagestream_trigger.decide import ImageChange
 from imagestream_trigger.index import (
-    BuildConfigInfo,
-    Key,
-    StreamInfo,
-    TriggerInfo,
+    Indexes,
     WorkloadInfo,
     buildconfig_info,
-    buildconfig_keys,
-    stream_keys,
     trigger_info,
-    trigger_keys,
     workload_info,
-    workload_keys,
 )
+from imagestream_trigger.inflight import Overlay, Written
+from imagestream_trigger.intake import Intake
+from imagestream_trigger.kinds import KINDS, Container
 from imagestream_trigger.plan import (
-    Overlay,
+    Action,
+    BuildRecord,
     TargetPlan,
     TriggerPlan,
     World,
+    build_ledger,
     plan_annotated,
     plan_trigger,
 )
@@ -57,56 +55,7 @@ TOOLS = "quay.io/acme/tools:v1"
 APP = TagRef("demo", "app", "latest")
 
 
-# -- an in-memory World, fed by the index functions -----------------------------------------
-
-
-class DictWorld:
-    """The ``plan.World`` protocol over a dict of index keys, like kopf's indexes."""
-
-    def __init__(self) -> None:
-        self.index: dict[Key, list[Any]] = {}
-
-    def add(self, keys: Mapping[Key, object]) -> None:
-        for key, value in keys.items():
-            self.index.setdefault(key, []).append(value)
-
-    def _one(self, key: Key) -> Any:
-        values = self.index.get(key) or [None]
-        return values[0]
-
-    def stream(self, namespace: str, name: str) -> StreamInfo | None:
-        info = self._one(("stream", namespace, name))
-        assert info is None or isinstance(info, StreamInfo)
-        return info
-
-    def object(
-        self, kind: TargetKind, namespace: str, name: str
-    ) -> WorkloadInfo | BuildConfigInfo | None:
-        info = self._one(("object", kind, namespace, name))
-        assert info is None or isinstance(info, WorkloadInfo | BuildConfigInfo)
-        return info
-
-    def names_in(self, kind: TargetKind, namespace: str) -> Iterable[str]:
-        return list(self.index.get(("in", kind, namespace), []))
-
-    def annotation_followers(
-        self, namespace: str, stream: str
-    ) -> Iterable[tuple[TargetKind, str, str]]:
-        return list(self.index.get(("follows", namespace, stream), []))
-
-    def trigger(self, namespace: str, name: str) -> TriggerInfo | None:
-        info = self._one(("trigger", namespace, name))
-        assert info is None or isinstance(info, TriggerInfo)
-        return info
-
-    def triggers_following(self, namespace: str, stream: str) -> Iterable[tuple[str, str]]:
-        return list(self.index.get(("source", namespace, stream), []))
-
-    def triggers_in(self, namespace: str) -> Iterable[str]:
-        return list(self.index.get(("trigger-in", namespace), []))
-
-
-def _is_world(world: World) -> World:  # mypy checks DictWorld against the protocol here
+def _is_world(world: World) -> World:  # mypy checks Indexes against the protocol here
     return world
 
 
@@ -164,7 +113,7 @@ def annotation(
     kind: str, *entries: tuple[str, str], namespace: str | None = None, paused: bool = False
 ) -> str:
     """``entries``: (stream:tag, container selector such as 'web' or '#0' for an index)."""
-    base = ".".join(POD_SPEC_PATHS[TargetKind(kind)])
+    base = ".".join(KINDS[TargetKind(kind)].pod_spec)
     triggers = []
     for stream_tag, container in entries:
         selector = container[1:] if container.startswith("#") else f'?(@.name=="{container}")'
@@ -272,19 +221,13 @@ def image_trigger(
     return body
 
 
-def world(*bodies: dict[str, Any], native: bool = True) -> DictWorld:
-    w = DictWorld()
+def world(*bodies: dict[str, Any], native: bool = True) -> Indexes:
+    """The real indexes, loaded as the start-up listing loads them."""
+    indexes = Indexes()
+    intake = Intake(indexes, Overlay(), native=native)
     for body in bodies:
-        kind = body["kind"]
-        if kind == "ImageStream":
-            w.add(stream_keys(body))
-        elif kind == "BuildConfig":
-            w.add(buildconfig_keys(body))
-        elif kind == "ImageTrigger":
-            w.add(trigger_keys(body))
-        else:
-            w.add(workload_keys(TargetKind(kind), body, native=native))
-    return w
+        intake.load(body["kind"], body)
+    return indexes
 
 
 def deployment_info(body: dict[str, Any]) -> WorkloadInfo:
@@ -364,7 +307,7 @@ def test_annotated_by_index_and_untouched_sidecar() -> None:
 
 def test_annotated_parse_problems_are_reported_with_the_changes() -> None:
     kind = "Deployment"
-    base = ".".join(POD_SPEC_PATHS[TargetKind(kind)])
+    base = ".".join(KINDS[TargetKind(kind)].pod_spec)
     triggers = json.dumps(
         [
             {
@@ -483,7 +426,7 @@ def test_invalid_spec_message_is_the_validation_error() -> None:
     plan = plan_trigger(world(imagestream()), info)
     assert plan.blocked is Reason.InvalidSpec
     assert info.error is not None
-    assert plan.message == info.error.message
+    assert plan.message == info.error
     assert plan.source is None
 
 
@@ -503,7 +446,8 @@ def test_cross_namespace_allowed(allowed: str) -> None:
     assert plan.source == APP
     assert plan.image == ResolvedImage(NEW, B, "2025-01-10T10:15:02Z")
     [target] = plan.targets
-    assert (target.kind, target.name, target.reason) == ("Deployment", "web", Reason.Applied)
+    assert (target.kind, target.name, target.action) == ("Deployment", "web", Action.Update)
+    assert target.reason is None
     assert target.workload is not None
     assert target.workload.ref.namespace == "team-a"  # targets live in the trigger's namespace
 
@@ -522,8 +466,8 @@ def plan_of(
     return plan
 
 
-def summary(plan: TriggerPlan) -> list[tuple[str, str, Reason]]:
-    return [(t.kind, t.name, t.reason) for t in plan.targets]
+def summary(plan: TriggerPlan) -> list[tuple[str, str, Action, Reason | None]]:
+    return [(t.kind, t.name, t.action, t.reason) for t in plan.targets]
 
 
 def changed(target: TargetPlan) -> list[tuple[str, str, str]]:
@@ -533,9 +477,10 @@ def changed(target: TargetPlan) -> list[tuple[str, str, str]]:
 def test_target_not_found_by_name() -> None:
     plan = plan_of([{"kind": "Deployment", "name": "ghost"}], workload())
     [target] = plan.targets
-    assert (target.kind, target.name, target.reason) == (
+    assert (target.kind, target.name, target.action, target.reason) == (
         "Deployment",
         "ghost",
+        Action.Blocked,
         Reason.TargetNotFound,
     )
     assert target.message == "Deployment demo/ghost does not exist"
@@ -543,12 +488,12 @@ def test_target_not_found_by_name() -> None:
 
 def test_target_of_another_kind_is_not_found() -> None:
     plan = plan_of([{"kind": "StatefulSet", "name": "web"}], workload("Deployment"))
-    assert summary(plan) == [("StatefulSet", "web", Reason.TargetNotFound)]
+    assert summary(plan) == [("StatefulSet", "web", Action.Blocked, Reason.TargetNotFound)]
 
 
 def test_target_in_another_namespace_is_not_found() -> None:
     plan = plan_of([WEB_TARGET], workload(namespace="other"))
-    assert summary(plan) == [("Deployment", "web", Reason.TargetNotFound)]
+    assert summary(plan) == [("Deployment", "web", Action.Blocked, Reason.TargetNotFound)]
 
 
 @pytest.mark.parametrize(
@@ -568,7 +513,11 @@ def test_target_not_found_by_selector(selector: dict[str, Any], label: str) -> N
         workload(labels={"app": "web", "tier": "frontend"}),
     )
     [target] = plan.targets
-    assert (target.name, target.reason) == (f"selector({label})", Reason.TargetNotFound)
+    assert (target.name, target.action, target.reason) == (
+        f"selector({label})",
+        Action.Blocked,
+        Reason.TargetNotFound,
+    )
     assert target.message == f"no Deployment in demo matches the selector {label}"
 
 
@@ -603,7 +552,7 @@ def test_selector_matches_several_workloads_sorted_by_name(
     ]
     plan = plan_of([{"kind": "Deployment", "selector": selector}], *bodies)
     assert [t.name for t in plan.targets] == expected
-    assert all(t.reason is Reason.Applied for t in plan.targets)
+    assert all(t.action is Action.Update and t.reason is None for t in plan.targets)
     assert all(t.workload is not None and t.workload.ref.name == t.name for t in plan.targets)
 
 
@@ -611,7 +560,7 @@ def test_no_matching_container() -> None:
     body = workload(containers=[{"name": "nginx", "image": "docker.io/library/nginx:1.27"}])
     plan = plan_of([WEB_TARGET], body)
     [target] = plan.targets
-    assert target.reason is Reason.NoMatchingContainer
+    assert (target.action, target.reason) == (Action.Blocked, Reason.NoMatchingContainer)
     assert target.changes == ()
     assert "demo/app:latest" in target.message
 
@@ -627,7 +576,7 @@ def test_no_matching_container() -> None:
 def test_container_not_found(names: dict[str, list[str]], mentions: str) -> None:
     plan = plan_of([{**WEB_TARGET, **names}], workload())
     [target] = plan.targets
-    assert target.reason is Reason.ContainerNotFound
+    assert (target.action, target.reason) == (Action.Blocked, Reason.ContainerNotFound)
     assert target.changes == ()  # no partial rollout
     assert mentions in target.message
 
@@ -657,7 +606,7 @@ def test_applied_for_named_containers(
     body = workload()
     plan = plan_of([{**WEB_TARGET, **names}], body)
     [target] = plan.targets
-    assert target.reason is Reason.Applied
+    assert (target.action, target.reason) == (Action.Update, None)
     assert changed(target) == expected
     assert all(c.source == APP for c in target.changes)
     assert target.workload == deployment_info(body)
@@ -698,7 +647,7 @@ def test_applied_for_repository_matching_containers(
 ) -> None:
     plan = plan_of([WEB_TARGET], workload(containers=containers))
     [target] = plan.targets
-    assert target.reason is Reason.Applied
+    assert (target.action, target.reason) == (Action.Update, None)
     assert changed(target) == expected
 
 
@@ -709,7 +658,7 @@ def test_applied_for_repository_matching_containers(
 def test_unchanged_when_already_running_the_image(names: dict[str, list[str]]) -> None:
     plan = plan_of([{**WEB_TARGET, **names}], workload(web=NEW))
     [target] = plan.targets
-    assert target.reason is Reason.Unchanged
+    assert (target.action, target.reason) == (Action.InSync, None)
     assert target.changes == ()
     assert NEW in target.message
 
@@ -717,7 +666,7 @@ def test_unchanged_when_already_running_the_image(names: dict[str, list[str]]) -
 def test_cronjob_target() -> None:
     plan = plan_of([{"kind": "CronJob", "name": "web"}], workload("CronJob"))
     [target] = plan.targets
-    assert (target.kind, target.reason) == (TargetKind.CronJob, Reason.Applied)
+    assert (target.kind, target.action) == (TargetKind.CronJob, Action.Update)
     assert changed(target) == [("web", OLD, NEW)]
 
 
@@ -734,10 +683,10 @@ def test_targets_keep_their_order_and_are_planned_independently() -> None:
         buildconfig(),
     )
     assert summary(plan) == [
-        ("StatefulSet", "db", Reason.ContainerNotFound),
-        ("Deployment", "web", Reason.Applied),
-        ("Deployment", "ghost", Reason.TargetNotFound),
-        ("BuildConfig", "web", Reason.Applied),
+        ("StatefulSet", "db", Action.Blocked, Reason.ContainerNotFound),
+        ("Deployment", "web", Action.Update, None),
+        ("Deployment", "ghost", Action.Blocked, Reason.TargetNotFound),
+        ("BuildConfig", "web", Action.Build, None),
     ]
     assert [t.key for t in plan.targets] == [
         "StatefulSet/db",
@@ -750,59 +699,74 @@ def test_targets_keep_their_order_and_are_planned_independently() -> None:
 # -- ImageTrigger: BuildConfig targets ------------------------------------------------------------
 
 BC_TARGET = {"kind": "BuildConfig", "name": "web"}
+AT = "2025-01-10T10:16:00Z"
 
 
 def bc_status(image: str, result: str, kind: str = "BuildConfig") -> dict[str, Any]:
+    """A status written before the build ledger existed: only ``targets``."""
     return {
         "image": OLD,
         "targets": [{"kind": kind, "name": "web", "result": result, "image": image}],
     }
 
 
+def ledger_status(image: str, build: str | None, name: str = "web") -> dict[str, Any]:
+    """A status with the build ledger: ``builds`` (``build`` None: the intent only)."""
+    entry: dict[str, Any] = {"image": image, "requestedAt": AT}
+    if build is not None:
+        entry["build"] = build
+    return {"image": OLD, "builds": {name: entry}}
+
+
 @pytest.mark.parametrize(
     ("built", "status", "expected"),
     [
-        pytest.param(None, None, Reason.Applied, id="never-built"),
+        pytest.param(None, None, Action.Build, id="never-built"),
+        pytest.param([("app:latest", OLD)], None, Action.Build, id="built-for-the-previous-image"),
+        pytest.param([("app:latest", NEW)], None, Action.InSync, id="server-recorded-this-image"),
         pytest.param(
-            [("app:latest", OLD)], None, Reason.Applied, id="built-for-the-previous-image"
+            [("other:latest", NEW)], None, Action.Build, id="server-recorded-another-source"
+        ),
+        # The ledger: the intent is written before instantiate, the Build's name after.
+        pytest.param(None, ledger_status(NEW, None), Action.Recover, id="intent-for-this-image"),
+        pytest.param(None, ledger_status(NEW, "web-4"), Action.InSync, id="built-this-image"),
+        pytest.param(None, ledger_status(OLD, None), Action.Build, id="intent-for-older-image"),
+        pytest.param(None, ledger_status(OLD, "web-3"), Action.Build, id="built-older-image"),
+        pytest.param(
+            None, ledger_status(NEW, "web-4", name="api"), Action.Build, id="ledger-of-another-bc"
         ),
         pytest.param(
-            [("app:latest", NEW)], None, Reason.Unchanged, id="server-recorded-this-image"
+            [("app:latest", NEW)],
+            ledger_status(NEW, None),
+            Action.InSync,
+            id="server-record-settles-an-intent",
+        ),
+        # Statuses written before the ledger: a BuildConfig reported built counts.
+        pytest.param(
+            None, bc_status(NEW, "Applied"), Action.InSync, id="legacy-applied-this-image"
         ),
         pytest.param(
-            [("other:latest", NEW)], None, Reason.Applied, id="server-recorded-another-source"
+            None, bc_status(NEW, "Unchanged"), Action.InSync, id="legacy-unchanged-this-image"
         ),
-        pytest.param(
-            None, bc_status(NEW, "Applied"), Reason.Unchanged, id="our-status-applied-this-image"
-        ),
-        pytest.param(
-            None,
-            bc_status(NEW, "Unchanged"),
-            Reason.Unchanged,
-            id="our-status-unchanged-this-image",
-        ),
-        pytest.param(
-            None, bc_status(OLD, "Applied"), Reason.Applied, id="our-status-previous-image"
-        ),
-        pytest.param(
-            None, bc_status(NEW, "Failed"), Reason.Applied, id="our-status-failed-retries"
-        ),
-        pytest.param(None, bc_status(NEW, "DryRun"), Reason.Applied, id="our-status-dry-run-only"),
+        pytest.param(None, bc_status(OLD, "Applied"), Action.Build, id="legacy-previous-image"),
+        pytest.param(None, bc_status(NEW, "Failed"), Action.Build, id="legacy-failed-retries"),
+        pytest.param(None, bc_status(NEW, "DryRun"), Action.Build, id="legacy-dry-run-only"),
         pytest.param(
             None,
             bc_status(NEW, "Applied", kind="Deployment"),
-            Reason.Applied,
-            id="our-status-for-a-deployment-of-that-name",
+            Action.Build,
+            id="legacy-for-a-deployment-of-that-name",
         ),
     ],
 )
 def test_buildconfig_target(
-    built: list[tuple[str, str]] | None, status: dict[str, Any] | None, expected: Reason
+    built: list[tuple[str, str]] | None, status: dict[str, Any] | None, expected: Action
 ) -> None:
     bc = buildconfig(built=built)
     plan = plan_of([BC_TARGET], bc, status=status)
     [target] = plan.targets
-    assert (target.kind, target.name, target.reason) == ("BuildConfig", "web", expected)
+    assert (target.kind, target.name, target.action) == ("BuildConfig", "web", expected)
+    assert target.reason is None
     assert target.buildconfig == buildconfig_info(bc)
     assert target.workload is None
     assert target.changes == ()
@@ -813,7 +777,7 @@ def test_buildconfig_spec_last_triggered_image_is_ignored() -> None:
     # buildconfig() always carries spec...lastTriggeredImageID = NEW; with an empty status
     # OpenShift (4.8+) would build, so must we.
     plan = plan_of([BC_TARGET], buildconfig(built=[]))
-    assert summary(plan) == [("BuildConfig", "web", Reason.Applied)]
+    assert summary(plan) == [("BuildConfig", "web", Action.Build, None)]
 
 
 def test_buildconfigs_by_selector() -> None:
@@ -822,10 +786,76 @@ def test_buildconfigs_by_selector() -> None:
         buildconfig(name="web", built=[("app:latest", NEW)]),
         buildconfig(name="api"),
     )
-    assert summary(plan) == [("BuildConfig", "web", Reason.Unchanged)]
+    assert summary(plan) == [("BuildConfig", "web", Action.InSync, None)]
 
 
-# -- writes in flight -----------------------------------------------------------------------
+def test_buildconfig_not_found() -> None:
+    plan = plan_of([{"kind": "BuildConfig", "name": "ghost"}], buildconfig())
+    assert summary(plan) == [("BuildConfig", "ghost", Action.Blocked, Reason.TargetNotFound)]
+
+
+# -- the build ledger -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        pytest.param({}, {}, id="empty"),
+        pytest.param(
+            ledger_status(NEW, None), {"web": BuildRecord(NEW, AT, "")}, id="intent-without-build"
+        ),
+        pytest.param(
+            ledger_status(NEW, "web-4"), {"web": BuildRecord(NEW, AT, "web-4")}, id="with-build"
+        ),
+        pytest.param(
+            {"builds": {"web": {"image": NEW, "requestedAt": AT, "build": None}}},
+            {"web": BuildRecord(NEW, AT, "")},
+            id="build-null-as-the-intent-patch-writes-it",
+        ),
+        pytest.param(
+            bc_status(NEW, "Applied"), {"web": BuildRecord(NEW, build="(earlier)")}, id="legacy"
+        ),
+        pytest.param(bc_status(NEW, "Failed"), {}, id="legacy-failed-is-no-record"),
+        pytest.param(
+            {**bc_status(OLD, "Applied"), **ledger_status(NEW, None)},
+            {"web": BuildRecord(NEW, AT, "")},
+            id="ledger-wins-over-legacy",
+        ),
+        pytest.param(
+            {
+                "builds": {
+                    "a": "junk",
+                    "b": {"image": ""},
+                    "c": {"image": 5},
+                    "d": {"image": NEW, "requestedAt": 7, "build": ["x"]},
+                },
+                "targets": [None, {"kind": "BuildConfig", "name": 1, "result": "Applied"}],
+            },
+            {"d": BuildRecord(NEW, "", "")},
+            id="junk-is-skipped",
+        ),
+        pytest.param({"builds": [], "targets": {}}, {}, id="wrong-types"),
+    ],
+)
+def test_build_ledger(status: dict[str, Any], expected: dict[str, BuildRecord]) -> None:
+    assert build_ledger(status) == expected
+
+
+def test_build_record_as_status() -> None:
+    assert BuildRecord(NEW, AT).as_status() == {"image": NEW, "requestedAt": AT}
+    assert BuildRecord(NEW, AT, "web-4").as_status() == {
+        "image": NEW,
+        "requestedAt": AT,
+        "build": "web-4",
+    }
+    # What as_status writes, build_ledger reads back.
+    status = {"builds": {"web": BuildRecord(NEW, AT, "web-4").as_status()}}
+    assert build_ledger(status) == {"web": BuildRecord(NEW, AT, "web-4")}
+
+
+# -- writes in flight (inflight.Overlay) ----------------------------------------------------
+
+WEB_ID = ("Deployment", "demo", "web")
 
 
 def info_with(web: str, *, name: str = "web", namespace: str = "demo") -> WorkloadInfo:
@@ -835,34 +865,58 @@ def info_with(web: str, *, name: str = "web", namespace: str = "demo") -> Worklo
 def recorded_overlay() -> tuple[Overlay, WorkloadInfo]:
     before = info_with(OLD)
     overlay = Overlay()
-    web = before.containers[0]
-    overlay.record(before, [ImageChange(web, NEW, APP)])
+    overlay.record(before.id, {"web": Written(OLD, NEW)})
     return overlay, before
+
+
+def test_overlay_records_per_object_and_container() -> None:
+    overlay, before = recorded_overlay()
+    assert before.id == WEB_ID
+    assert overlay.written(WEB_ID) == {"web": Written(OLD, NEW)}
+    assert overlay.written(("Deployment", "demo", "api")) == {}
+    # A later write of another container adds to the object's entry.
+    overlay.record(WEB_ID, {"init:setup": Written(TOOLS, NEW)})
+    assert overlay.written(WEB_ID) == {"web": Written(OLD, NEW), "init:setup": Written(TOOLS, NEW)}
+    assert len(overlay) == 1
 
 
 def test_overlay_shows_our_write_until_the_index_catches_up() -> None:
     overlay, before = recorded_overlay()
-    seen = overlay.apply(before)
-    assert [c.image for c in seen.containers] == [NEW, ENVOY, TOOLS]
-    assert seen.ref == before.ref
-    # Still in flight: asking again gives the same answer.
-    assert overlay.apply(before).containers[0].image == NEW
+    seen = overlay.apply(before.id, before.containers)
+    assert [c.image for c in seen] == [NEW, ENVOY, TOOLS]
+    assert [(c.name, c.init, c.index) for c in seen] == [
+        (c.name, c.init, c.index) for c in before.containers
+    ]
+    # Still in flight: asking again gives the same answer, and an unrelated update
+    # (the index shows the old image still) keeps the entry.
+    overlay.observe(before.id, before.containers)
+    assert overlay.apply(before.id, before.containers)[0].image == NEW
     assert overlay.images
 
 
 def test_overlay_forgets_once_the_index_shows_our_image() -> None:
     overlay, before = recorded_overlay()
     caught_up = info_with(NEW)
-    assert overlay.apply(caught_up) is caught_up
+    overlay.observe(caught_up.id, caught_up.containers)
     assert overlay.images == {}
+    assert overlay.apply(caught_up.id, caught_up.containers) is caught_up.containers
     # A later rollback to the old image is not hidden by a stale entry.
-    assert overlay.apply(before) is before
+    assert overlay.apply(before.id, before.containers) is before.containers
 
 
 def test_overlay_forgets_when_someone_else_changed_the_image() -> None:
     overlay, _ = recorded_overlay()
     theirs = info_with(OTHER)
-    assert overlay.apply(theirs).containers[0].image == OTHER
+    # Until the index is observed, the entry does not cover a container that moved on.
+    assert overlay.apply(theirs.id, theirs.containers)[0].image == OTHER
+    overlay.observe(theirs.id, theirs.containers)
+    assert overlay.images == {}
+
+
+def test_overlay_forgets_a_container_that_disappeared() -> None:
+    overlay, _ = recorded_overlay()
+    gone = deployment_info(workload(containers=[{"name": "proxy", "image": ENVOY}]))
+    overlay.observe(gone.id, gone.containers)
     assert overlay.images == {}
 
 
@@ -873,40 +927,79 @@ def test_overlay_forgets_when_someone_else_changed_the_image() -> None:
 def test_overlay_is_per_object(name: str, namespace: str) -> None:
     overlay, _ = recorded_overlay()
     other = info_with(OLD, name=name, namespace=namespace)
-    assert overlay.apply(other) is other
+    assert overlay.apply(other.id, other.containers) is other.containers
+    overlay.observe(other.id, info_with(NEW, name=name, namespace=namespace).containers)
     assert len(overlay.images) == 1
 
 
-def test_overlay_makes_a_replan_see_nothing_to_do() -> None:
+def test_overlay_forget() -> None:
     overlay, before = recorded_overlay()
+    overlay.forget(before.id)
+    overlay.forget(before.id)  # twice is fine
+    assert overlay.images == {}
+    assert len(overlay) == 0
+
+
+@pytest.mark.parametrize(
+    ("after", "echo"),
+    [
+        pytest.param(
+            [{"name": "web", "image": NEW}, {"name": "proxy", "image": ENVOY}], True, id="ours"
+        ),
+        pytest.param(
+            [{"name": "web", "image": OTHER}, {"name": "proxy", "image": ENVOY}],
+            False,
+            id="theirs",
+        ),
+        pytest.param(
+            [{"name": "web", "image": NEW}, {"name": "proxy", "image": OTHER}],
+            False,
+            id="ours-and-theirs",
+        ),
+        pytest.param(
+            [{"name": "web", "image": OLD}, {"name": "proxy", "image": ENVOY}],
+            False,
+            id="nothing-changed",
+        ),
+        pytest.param([{"name": "web", "image": NEW}], False, id="a-container-went"),
+        pytest.param(
+            [{"name": "proxy", "image": ENVOY}, {"name": "web", "image": NEW}],
+            False,
+            id="reordered",
+        ),
+    ],
+)
+def test_overlay_is_echo(after: list[dict[str, str]], echo: bool) -> None:
+    overlay, before = recorded_overlay()
+    now = deployment_info(workload(containers=after))
+    assert overlay.is_echo(before.id, before.containers, now.containers) is echo
+
+
+def test_overlay_is_no_echo_without_a_write() -> None:
+    before, now = info_with(OLD), info_with(NEW)
+    assert Overlay().is_echo(before.id, before.containers, now.containers) is False
+
+
+def test_overlay_makes_a_replan_see_nothing_to_do() -> None:
+    # What the reconciler does: plan the annotated workload with our writes applied.
+    body = workload(triggers=annotation("Deployment", ("app:latest", "web")))
+    w = world(imagestream(), body)
+    found = w.workload("Deployment", "demo", "web")
+    assert found is not None
+    assert plan_annotated(w, found).changes == (ImageChange(container("web", OLD), NEW, APP),)
+    overlay = Overlay()
+    overlay.record(found.id, {"web": Written(OLD, NEW)})
+    current = dataclasses.replace(found, containers=overlay.apply(found.id, found.containers))
+    assert plan_annotated(w, current).changes == ()
+
+
+def test_native_off_an_annotated_workload_is_still_an_imagetrigger_target() -> None:
+    body = workload(triggers=annotation("Deployment", ("app:latest", "web")))
     trigger = image_trigger([WEB_TARGET])
-    w = world(imagestream(), workload(), trigger)
-    # What the reconciler does: plan against the index with our writes applied.
-    assert plan_trigger(w, trigger_info(trigger)).targets[0].reason is Reason.Applied
-    w.index[("object", TargetKind.Deployment, "demo", "web")] = [overlay.apply(before)]
-    assert plan_trigger(w, trigger_info(trigger)).targets[0].reason is Reason.Unchanged
-
-
-def test_overlay_builds() -> None:
-    overlay = Overlay()
-    bc = buildconfig_info(buildconfig())
-    assert overlay.built(bc, APP, NEW) is False
-    overlay.record_build(bc, APP, NEW)
-    assert overlay.built(bc, APP, NEW) is True
-    assert overlay.built(bc, APP, OTHER) is False
-    assert overlay.built(bc, TagRef("demo", "app", "next"), NEW) is False
-    assert overlay.built(buildconfig_info(buildconfig(name="api")), APP, NEW) is False
-
-
-def test_overlay_build_entry_dropped_once_the_server_records_it() -> None:
-    overlay = Overlay()
-    bc = buildconfig_info(buildconfig())
-    overlay.record_build(bc, APP, NEW)
-    recorded = buildconfig_info(buildconfig(built=[("app:latest", NEW)]))
-    assert overlay.built(recorded, APP, NEW) is True
-    assert overlay.builds == set()
-
-
-def test_overlay_build_recorded_by_the_server_only() -> None:
-    recorded = buildconfig_info(buildconfig(built=[("app:latest", NEW)]))
-    assert Overlay().built(recorded, APP, NEW) is True
+    w = world(imagestream(), body, trigger, native=False)
+    found = w.workload("Deployment", "demo", "web")
+    assert found is not None
+    assert found.annotated is False
+    assert plan_annotated(w, found).changes == ()  # the annotation is not even read
+    [target] = plan_trigger(w, trigger_info(trigger)).targets
+    assert (target.action, changed(target)) == (Action.Update, [("web", OLD, NEW)])

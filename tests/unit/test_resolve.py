@@ -63,21 +63,8 @@ EXAMPLE = stream(
 )
 
 
-class TestTagRef:
-    def test_str_is_namespace_stream_tag(self) -> None:
-        assert str(TagRef("demo", "app", "latest")) == "demo/app:latest"
-
-    def test_parse_uses_default_namespace(self) -> None:
-        assert TagRef.parse("app:v1", "demo") == TagRef("demo", "app", "v1")
-
-    @pytest.mark.parametrize(
-        "value",
-        ["app", ":latest", "app:", "app:v1:v2", ""],
-        ids=["no-colon", "empty-stream", "empty-tag", "two-colons", "empty"],
-    )
-    def test_parse_rejects_with_a_human_message(self, value: str) -> None:
-        with pytest.raises(ValueError, match=r'write it as "stream:tag"'):
-            TagRef.parse(value, "demo")
+def test_tagref_str_is_namespace_stream_tag() -> None:
+    assert str(TagRef("demo", "app", "latest")) == "demo/app:latest"
 
 
 @pytest.mark.parametrize(
@@ -247,3 +234,137 @@ def test_stream_repositories_collects_every_place_an_image_may_come_from() -> No
 
 def test_stream_repositories_of_an_empty_stream_is_empty() -> None:
     assert stream_repositories({}) == frozenset()
+
+
+# Odd bodies: the CRD (or a loose schema) accepts them; nothing may raise.
+
+RESOLVED_B = ResolvedImage(f"quay.io/acme/app@{B}", B, "2025-01-10T10:15:02Z")
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (
+            stream(
+                status_tags=[
+                    {"tag": "latest", "items": [item(B)]},
+                    {"tag": "latest", "items": [item(A)]},
+                    {"tag": "latest", "items": []},
+                ]
+            ),
+            {"latest": RESOLVED_B},
+        ),
+        (
+            stream(
+                status_tags=[
+                    {"tag": "latest", "items": []},
+                    {"tag": "latest", "items": [item(A)]},
+                ]
+            ),
+            {},
+        ),
+        (
+            stream(
+                spec_tags=[spec_tag("latest", "Source"), spec_tag("latest", "Local")],
+                status_tags=[{"tag": "latest", "items": [item(B)]}],
+            ),
+            {"latest": RESOLVED_B},
+        ),
+        (
+            stream(
+                spec_tags=[{"referencePolicy": {"type": "Local"}}, {"name": 7}, "x", None],
+                status_tags=[{"tag": "latest", "items": [item(B)]}],
+            ),
+            {"latest": RESOLVED_B},
+        ),
+        (
+            stream(
+                status_tags=[
+                    {"tag": "none", "items": None},
+                    {"tag": "missing"},
+                    {"tag": "empty", "items": []},
+                    {"tag": "not-a-list", "items": {"0": item(A)}},
+                    {"tag": "not-objects", "items": ["x", 1, None]},
+                    {"tag": "", "items": [item(A)]},
+                    {"items": [item(A)]},
+                    {"tag": 5, "items": [item(A)]},
+                    {"tag": None, "items": [item(A)]},
+                    "latest",
+                    None,
+                    ["tag", "latest"],
+                ]
+            ),
+            {},
+        ),
+        (
+            stream(
+                status_tags=[
+                    {
+                        "tag": "typed",
+                        "items": [
+                            {"dockerImageReference": 1, "image": B},
+                            item(A),
+                        ],
+                    },
+                    {
+                        "tag": "odd",
+                        "items": [{"dockerImageReference": "x@" + B, "image": ["x"], "created": 3}],
+                    },
+                ]
+            ),
+            {"odd": ResolvedImage("x@" + B, "", None)},
+        ),
+    ],
+    ids=[
+        "duplicate-status-tag-first-wins",
+        "duplicate-status-tag-first-wins-even-if-empty",
+        "duplicate-spec-tag-first-wins",
+        "spec-tags-without-name",
+        "entries-missing-or-odd",
+        "non-string-fields-read-as-absent",
+    ],
+)
+def test_resolve_all_of_odd_statuses(body: dict[str, Any], expected: dict[str, Any]) -> None:
+    assert resolve_all(body) == expected
+    for tag, image in expected.items():
+        assert resolve_tag(body, tag) == image
+
+
+@pytest.mark.parametrize(
+    "body",
+    [None, [], "stream", 1, {"status": []}, {"status": {"tags": {"latest": {}}}}, {"spec": 1}],
+    ids=["none", "list", "string", "number", "status-list", "tags-mapping", "spec-number"],
+)
+def test_resolution_is_total(body: Any) -> None:
+    assert resolve_all(body) == {}
+    assert resolve_tag(body, "latest") is None
+    assert stream_repositories(body) == frozenset()
+
+
+def test_lone_surrogates_come_out_as_replacement_characters() -> None:
+    # Only a body that did not come from the API server can hold one; it stores U+FFFD.
+    body = stream(
+        spec_tags=[spec_tag("t\ud800", "Local")],
+        status_tags=[{"tag": "t\ud800", "items": [item("sha256:\udc00")]}],
+        local="registry:5000/demo/app\ud83d",
+    )
+    resolved = resolve_all(body)
+    assert resolved == {
+        "t\ufffd": ResolvedImage(
+            "registry:5000/demo/app\ufffd@sha256:\ufffd", "sha256:\ufffd", "2025-01-10T10:15:02Z"
+        )
+    }
+    assert resolve_tag(body, "t\ud800") == resolved["t\ufffd"]
+    for text in (*resolved, resolved["t\ufffd"].reference, *stream_repositories(body)):
+        text.encode("utf-8")
+
+
+def test_stream_repositories_skips_pull_specs_without_a_repository() -> None:
+    body = stream(status_tags=[{"tag": "x", "items": [item(A, "@" + A), item(A, ":v1")]}], local="")
+    body["spec"]["tags"] = [{"name": "x", "from": {"kind": "DockerImage", "name": 5}}]
+    assert stream_repositories(body) == frozenset()
+
+
+def test_image_repository_of_a_non_string_is_empty() -> None:
+    assert image_repository(None) == ""  # type: ignore[arg-type]
+    assert image_repository(["app:v1"]) == ""  # type: ignore[arg-type]

@@ -20,6 +20,7 @@ DEFAULTS = {
     "log_level": "info",
     "resync_seconds": 600.0,
     "max_concurrent_writes": 16,
+    "workers": 16,
 }
 
 
@@ -75,6 +76,7 @@ def test_every_field_is_read_from_its_variable() -> None:
         log_level="error",
         resync_seconds="1.5",
         max_concurrent_writes="3",
+        workers="4",
     )
     assert set(variables) == {ENV_PREFIX + name.upper() for name in Settings.model_fields}
     assert from_sources({}, variables).model_dump() == {
@@ -88,6 +90,7 @@ def test_every_field_is_read_from_its_variable() -> None:
         "log_level": "error",
         "resync_seconds": 1.5,
         "max_concurrent_writes": 3,
+        "workers": 4,
     }
 
 
@@ -168,6 +171,7 @@ def test_booleans_from_env(field: str, raw: str, expected: bool) -> None:
             "--max-concurrent-writes",
             id="no-writes",
         ),
+        pytest.param("workers", "0", "IMAGESTREAM_TRIGGER_WORKERS", "--workers", id="no-workers"),
         pytest.param("dry_run", "maybe", "IMAGESTREAM_TRIGGER_DRY_RUN", "--dry-run", id="not-bool"),
         pytest.param(
             "native_annotations",

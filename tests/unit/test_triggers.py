@@ -11,13 +11,18 @@ from typing import Any
 
 import pytest
 
-from imagestream_trigger.decide import Container
+from imagestream_trigger import triggers as triggers_module
+from imagestream_trigger.kinds import Container
 from imagestream_trigger.resolve import TagRef
 from imagestream_trigger.triggers import (
+    MAX_DEPTH,
+    MAX_PROBLEMS,
     AnnotationTrigger,
     ContainerSelector,
+    Problem,
     ProblemCode,
     check_containers,
+    describe_containers,
     parse_triggers_annotation,
     select_container,
 )
@@ -480,3 +485,301 @@ def test_check_containers_of_an_empty_pod_spec() -> None:
     (problem,) = check_containers([trigger(by_index(0), "p")], ())
     assert "selects containers[0] (valid indexes: none)" in problem.message
     assert "but this object has no containers" in problem.message
+
+
+# Hostile input: never a traceback, one clear problem, and short messages.
+
+
+def nested(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+NESTED_MESSAGE = (
+    "annotation image.openshift.io/triggers is nested too deeply: its JSON arrays and objects "
+    f"go more than {MAX_DEPTH} levels deep, where a list of triggers needs 3; OpenShift "
+    "ignores the whole annotation, so no trigger on this object works. Write a flat JSON "
+    'array such as [{"from": {"kind": "ImageStreamTag", "name": "app:latest"}, '
+    '"fieldPath": "...", "paused": false}].'
+)
+
+
+def with_unknown_key(raw_value: str) -> str:
+    """A valid entry carrying ``raw_value`` (JSON text) under a key OpenShift ignores."""
+    return annotation(entry())[:-2] + f', "x": {raw_value}}}]'
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        nested(10_000),
+        "[" * 10_000,
+        '{"a": ' * 5_000,
+        nested(MAX_DEPTH + 1),
+        with_unknown_key(nested(MAX_DEPTH - 1)),
+        '[{"s": "]]]\\"]]]", "x": ' + nested(MAX_DEPTH) + "}]",
+        " \n" + nested(MAX_DEPTH + 1),
+    ],
+    ids=[
+        "10000-arrays",
+        "10000-unclosed",
+        "5000-objects-unclosed",
+        "one-past-the-limit",
+        "one-past-the-limit-under-an-unknown-key",
+        "brackets-after-a-string-with-escaped-quotes",
+        "leading-whitespace",
+    ],
+)
+def test_nested_too_deeply_is_one_problem(value: str) -> None:
+    for kind in ("Deployment", "StatefulSet", "DaemonSet", "CronJob"):
+        triggers, problems = parse(value, kind)
+        assert triggers == ()
+        assert problems == (Problem(ProblemCode.NestedTooDeeply, NESTED_MESSAGE),)
+
+
+def test_nesting_at_the_limit_is_parsed_normally() -> None:
+    triggers, problems = parse(with_unknown_key(nested(MAX_DEPTH - 2)))
+    assert problems == ()
+    assert triggers == (trigger(by_name("web"), WEB),)
+    _, problems = parse(nested(MAX_DEPTH))
+    assert [p.reason for p in problems] == [ProblemCode.InvalidType]
+
+
+def test_brackets_inside_strings_do_not_count() -> None:
+    value = with_unknown_key(json.dumps("[{" * 100 + '\\"' + "[" * 100))
+    triggers, problems = parse(value)
+    assert problems == ()
+    assert triggers == (trigger(by_name("web"), WEB),)
+
+
+def test_nothing_after_the_first_value_is_counted() -> None:
+    # json.loads stops at the end of the first value, as Go's decoder reports "invalid
+    # character after top-level value".
+    _, problems = parse("[] " + "[" * 10_000)
+    assert [p.reason for p in problems] == [ProblemCode.InvalidJSON]
+    assert "Extra data" in problems[0].message
+    _, problems = parse("]" + "[" * 10_000)
+    assert [p.reason for p in problems] == [ProblemCode.InvalidJSON]
+
+
+def test_recursion_error_is_still_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(triggers_module, "_too_deep", lambda value: False)
+    triggers, problems = parse(nested(100_000))
+    assert triggers == ()
+    assert problems == (Problem(ProblemCode.NestedTooDeeply, NESTED_MESSAGE),)
+
+
+HUGE = "x" * 200_000
+
+
+@pytest.mark.parametrize(
+    ("value", "code", "start"),
+    [
+        (annotation(entry(HUGE)), ProblemCode.InvalidFieldPath, 'trigger [0] has fieldPath "xxx'),
+        (annotation(entry(name=HUGE)), ProblemCode.InvalidTagName, 'trigger [0] has from.name "x'),
+        (annotation(entry(kind=HUGE)), ProblemCode.UnsupportedFromKind, "trigger [0] has from.k"),
+        (
+            annotation({"from": {"kind": "ImageStreamTag", "apiVersion": HUGE}, "fieldPath": WEB}),
+            ProblemCode.UnsupportedFromKind,
+            'trigger [0] sets from.apiVersion "xxx',
+        ),
+        (
+            annotation(entry(BASE + f"containers[?(@.name=='{HUGE}')].image")),
+            ProblemCode.SingleQuotedSelector,
+            'trigger [0] has fieldPath "spec.template.spec.containers[?(@.name==',
+        ),
+        (
+            annotation(entry(BASE + f"containers[{HUGE}].image")),
+            ProblemCode.InvalidFieldPath,
+            'trigger [0] has fieldPath "spec.template.spec.containers[xxx',
+        ),
+        (annotation(entry(paused=HUGE)), ProblemCode.PausedNotBoolean, 'trigger [0] has "pau'),
+        (annotation(entry(paused=[HUGE])), ProblemCode.PausedNotBoolean, 'trigger [0] has "pau'),
+        (annotation([HUGE]), ProblemCode.InvalidType, "trigger [0] must be a JSON object"),
+        (
+            annotation(entry(HUGE), entry(HUGE)),
+            ProblemCode.DuplicateFieldPath,
+            'triggers [0] and [1] both have fieldPath "xxx',
+        ),
+    ],
+    ids=[
+        "fieldPath",
+        "from-name",
+        "from-kind",
+        "from-apiVersion",
+        "single-quoted-name",
+        "selector",
+        "paused-string",
+        "paused-array",
+        "entry",
+        "duplicate-huge-fieldPath",
+    ],
+)
+def test_huge_values_are_quoted_as_a_short_excerpt(value: str, code: str, start: str) -> None:
+    _, problems = parse(value)
+    assert [p.reason for p in problems] == [code]
+    assert problems[0].message.startswith(start)
+    assert len(problems[0].message) < 900
+    assert '..."' not in problems[0].message  # the excerpt is cut after the quote
+    assert "..." in problems[0].message
+
+
+def test_excerpt_keeps_any_valid_field_path_whole() -> None:
+    # The longest valid form: a CronJob, initContainers and a 63-character name.
+    field_path = CRON_BASE + 'initContainers[?(@.name=="' + "n" * 63 + '")].imag'
+    _, problems = parse(annotation(entry(field_path)), "CronJob")
+    assert json.dumps(field_path) in problems[0].message
+
+
+def test_huge_but_valid_values_are_honoured() -> None:
+    name_selector = BASE + f'containers[?(@.name=="{HUGE}")].image'
+    value = annotation(
+        {
+            "from": {"kind": "ImageStreamTag", "name": "app:v1", "namespace": HUGE},
+            "fieldPath": name_selector,
+            HUGE: HUGE,
+        }
+    )
+    triggers, problems = parse(value)
+    assert problems == ()
+    assert triggers == (trigger(by_name(HUGE), name_selector, source=TagRef(HUGE, "app", "v1")),)
+    (problem,) = check_containers(triggers, CONTAINERS)
+    assert len(problem.message) < 1_000
+
+
+def test_numbers_python_cannot_convert_are_read_like_go() -> None:
+    # More than 4,300 digits: int() refuses, Go reads the number (and ignores its key).
+    digits = "1" * 5_000
+    value = annotation(entry())[:-2] + f', "x": {digits}}}]'
+    triggers, problems = parse(value)
+    assert problems == ()
+    assert len(triggers) == 1
+    value = annotation(entry())[:-2] + f', "paused": {digits}}}]'
+    _, problems = parse(value)
+    assert [p.reason for p in problems] == [ProblemCode.PausedNotBoolean]
+
+
+@pytest.mark.parametrize(
+    ("selector", "expected"),
+    [
+        ("9223372036854775807", by_index(9223372036854775807)),
+        ("-9223372036854775808", by_index(-9223372036854775808)),
+        ("000000000000000000000000001", by_index(1)),
+        ("9223372036854775808", None),
+        ("-9223372036854775809", None),
+        ("9" * 5_000, None),
+    ],
+    ids=["int64-max", "int64-min", "leading-zeros", "past-int64", "below-int64", "5000-digits"],
+)
+def test_index_selectors_are_read_like_go_atoi(
+    selector: str, expected: ContainerSelector | None
+) -> None:
+    field_path = BASE + f"containers[{selector}].image"
+    triggers, problems = parse(annotation(entry(field_path)))
+    if expected is None:  # not an int64: not a name either, so OpenShift fails
+        assert [p.reason for p in problems] == [ProblemCode.InvalidFieldPath]
+    else:
+        assert problems == ()
+        assert triggers == (trigger(expected, field_path),)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        annotation({"from": {"kind": "ImageStreamTag", "name": "app:\ud800"}, "fieldPath": WEB}),
+        '[{"from": {"kind": "ImageStreamTag", "name": "app:\ud800"}, "fieldPath": '
+        + json.dumps(WEB)
+        + "}]",
+    ],
+    ids=["escaped", "raw"],
+)
+def test_lone_surrogates_are_decoded_as_go_does(value: str) -> None:
+    triggers, problems = parse(value)
+    assert problems == ()
+    assert triggers == (trigger(by_name("web"), WEB, source=TagRef("demo", "app", "\ufffd")),)
+
+
+@pytest.mark.parametrize(
+    ("document", "shown"),
+    [
+        ([entry(kind="\ud800")], 'from.kind "\ufffd"'),
+        ([entry(kind="\u0000\u202e")], 'from.kind "\\u0000\u202e"'),
+        ([entry(paused="\udc00")], '"paused": "\ufffd"'),
+        ([entry(paused={"\ud800": ["\udfff"]})], '"paused": {"\ufffd": ["\ufffd"]}'),
+        ([entry(BASE + "containers[?(@.name=='\ud83d')].image")], "@.name=='\ufffd'"),
+    ],
+    ids=["kind", "nul-and-rtl", "paused", "paused-object", "single-quoted"],
+)
+def test_messages_are_always_encodable(document: Any, shown: str) -> None:
+    _, problems = parse(json.dumps(document))
+    assert len(problems) == 1
+    problems[0].message.encode("utf-8")
+    assert shown in problems[0].message
+
+
+def test_container_names_that_cannot_be_encoded_are_escaped() -> None:
+    containers = [Container(name="w\ud800", image="app", init=False, index=0)]
+    (problem,) = check_containers([trigger(by_name("x\udc00"), "p\ud83d")], containers)
+    problem.message.encode("utf-8")
+    assert 'fieldPath "p\\ud83d" selects container "x\\udc00"' in problem.message
+    assert 'this object has containers "w\\ud800"' in problem.message
+
+
+def test_source_with_control_characters_is_escaped() -> None:
+    source = TagRef("demo\n", "app\x00", "v1")
+    (problem,) = check_containers([trigger(by_index(5), "p", source=source)], CONTAINERS)
+    assert "once demo\\n/app\\u0000:v1 resolves" in problem.message
+
+
+@pytest.mark.parametrize(
+    ("key", "code"),
+    [("pau\u017fed", ProblemCode.PausedNotBoolean), ("PAUSED", ProblemCode.PausedNotBoolean)],
+    ids=["long-s", "upper-case"],
+)
+def test_keys_fold_like_go(key: str, code: str) -> None:
+    document = [{"from": {"\u212aind": "ImageStreamTag", "name": "app:v1"}, "fieldPath": WEB}]
+    triggers, problems = parse(json.dumps(document))
+    assert problems == ()
+    assert triggers == (trigger(by_name("web"), WEB, source=TagRef("demo", "app", "v1")),)
+    document[0][key] = "false"
+    _, problems = parse(json.dumps(document))
+    assert [p.reason for p in problems] == [code]
+
+
+def test_only_the_first_problems_are_described() -> None:
+    value = json.dumps(list(range(50)))
+    triggers, problems = parse(value)
+    assert triggers == ()
+    assert len(problems) == MAX_PROBLEMS
+    assert [p.message for p in problems[:-1]] == [
+        f"trigger [{n}] must be a JSON object with from and fieldPath but is a number {n}; "
+        "OpenShift ignores the whole annotation, so no trigger on this object works."
+        for n in range(MAX_PROBLEMS - 1)
+    ]
+    assert problems[-1].message.endswith(
+        " This annotation has 40 more problems, not listed; fix these first."
+    )
+
+
+def test_only_the_first_ignored_entries_are_described_and_the_others_still_work() -> None:
+    bad = [entry(BASE + f"containers[{n}].image", kind="DockerImage") for n in range(1, 30)]
+    triggers, problems = parse(annotation(entry(), *bad))
+    assert triggers == (trigger(by_name("web"), WEB),)
+    assert len(problems) == MAX_PROBLEMS
+    assert problems[-1].message.endswith(
+        "This annotation has 19 more problems, not listed; fix these first."
+    )
+
+
+def test_check_containers_describes_the_first_problems_only() -> None:
+    missing = [trigger(by_index(n), f"p{n}") for n in range(5, 25)]
+    problems = check_containers(missing, CONTAINERS)
+    assert len(problems) == MAX_PROBLEMS
+    assert "This annotation has 10 more problems" in problems[-1].message
+
+
+def test_describe_containers_lists_at_most_ten_names_of_each_kind() -> None:
+    many = [Container(name=f"c{n}", image="", init=n >= 12, index=n) for n in range(15)]
+    assert describe_containers(many) == (
+        'containers "c0", "c1", "c2", "c3", "c4", "c5", "c6", "c7", "c8", "c9" and 2 more and '
+        'init containers "c12", "c13", "c14"'
+    )

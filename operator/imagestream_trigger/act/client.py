@@ -1,11 +1,16 @@
-"""The operator's one door to the Kubernetes API for its own requests (kopf does the watching).
+"""The operator's one door to the Kubernetes API: credentials, requests, watch streams.
 
-Built on the official client's asyncio flavour (``kubernetes.aio``) for what it
-does well: kubeconfig and in-cluster credentials, TLS, a connection pool. Bodies
-stay plain dicts: a write returns JSON we barely read, and deserialising whole
-typed models per write would cost time and memory for nothing. Every request
-is counted in ``imagestream_trigger_api_requests_total``; failures are raised
-as our own error classes (``errors.py``).
+Credentials are found as kubectl finds them (in a pod its ServiceAccount,
+elsewhere $KUBECONFIG or ~/.kube/config) by the official client's loaders, and
+the SAME settings feed our requests, our own watches and kopf's login
+(``Api.credentials``), so they can never talk to two different clusters.
+
+Requests go through one keep-alive aiohttp session with bodies as plain dicts:
+the official client's model layer and per-request serialisation cost more
+than the write itself in a burst, and a write's answer is barely read. Every
+request is counted in ``imagestream_trigger_api_requests_total``; failures are
+raised as our own error classes (``errors.py``). Nothing here retries a
+request that is not idempotent.
 """
 
 from __future__ import annotations
@@ -14,6 +19,10 @@ import asyncio
 import json
 import logging
 import os
+import ssl
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -24,10 +33,10 @@ from imagestream_trigger.errors import (
     ApiError,
     ConflictError,
     ForbiddenError,
+    GoneError,
     InvalidPatchError,
     NotFoundError,
 )
-from imagestream_trigger.report.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +44,10 @@ JSON_PATCH = "application/json-patch+json"
 MERGE_PATCH = "application/merge-patch+json"
 # Worth another try: the server or the network, not the request, was the problem.
 TRANSIENT = frozenset({429, 500, 502, 503, 504})
+TOKEN_REFRESH_S = 60.0
+
+# Called with (verb, resource, code) after every request: the metrics live above us.
+Counter = Callable[[str, str, str], None]
 
 
 def _error(status: int, body: Any, method: str, path: str) -> ApiError:
@@ -46,35 +59,110 @@ def _error(status: int, body: Any, method: str, path: str) -> ApiError:
         return NotFoundError(text, status=status, body=body)
     if status == 409:
         return ConflictError(text, status=status, body=body)
+    if status == 410:
+        return GoneError(text, status=status, body=body)
     if status == 422 and "test" in str(message):
         return InvalidPatchError(text, status=status, body=body)
     return ApiError(text, status=status, body=body)
 
 
+def is_transient(error: ApiError) -> bool:
+    return error.status is None or error.status in TRANSIENT
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Where the API is and how to authenticate: one source for every client we run."""
+
+    server: str
+    ca_file: str | None
+    verify: bool
+    token: str | None  # without the "Bearer " prefix
+    cert_file: str | None
+    key_file: str | None
+    tls_server_name: str | None = None
+
+
 class Api:
-    def __init__(self, client: k8s.ApiClient, metrics: Metrics) -> None:
-        self.client = client
-        self.metrics = metrics
+    def __init__(
+        self, configuration: k8s.Configuration, *, count: Counter | None = None, pool: int = 32
+    ) -> None:
+        self.configuration = configuration
+        self.count: Counter = count or (lambda verb, resource, code: None)
+        self.pool = pool
+        self._session: aiohttp.ClientSession | None = None
+        self._token_read = 0.0
+        self._token: str | None = None
 
     @classmethod
-    async def connect(cls, metrics: Metrics, *, pool: int = 32) -> Api:
+    async def connect(cls, *, count: Counter | None = None, pool: int = 32) -> Api:
         """Credentials as kubectl finds them: in-cluster, else $KUBECONFIG / ~/.kube/config."""
         configuration = k8s.Configuration()
         if os.environ.get("KUBERNETES_SERVICE_HOST") and not os.environ.get("KUBECONFIG"):
             k8s_config.load_incluster_config(client_configuration=configuration)
         else:
             await k8s_config.load_kube_config(client_configuration=configuration)
-        configuration.connection_pool_maxsize = pool
-        # The API server is reached directly, never through an HTTP(S)_PROXY (OpenShift's
-        # cluster-wide proxy lists it in NO_PROXY anyway); trust_env would also cost a
-        # thread-pool hop per request to look up proxies and ~/.netrc.
-        configuration.client_session_kwargs = {"trust_env": False}
-        # We retry ourselves, with our own policy and metrics.
-        configuration.retries = None
-        return cls(k8s.ApiClient(configuration), metrics)
+        return cls(configuration, count=count, pool=pool)
+
+    @property
+    def server(self) -> str:
+        return str(self.configuration.host).rstrip("/")
+
+    def credentials(self) -> Credentials:
+        """The current credentials (a rotated ServiceAccount token is re-read)."""
+        c = self.configuration
+        now = time.monotonic()
+        if self._token is None or now - self._token_read > TOKEN_REFRESH_S:
+            hook = getattr(c, "refresh_api_key_hook", None)
+            if hook is not None:
+                hook(c)
+            raw = (c.api_key or {}).get("BearerToken") or (c.api_key or {}).get("authorization")
+            token = str(raw) if raw else None
+            if token and token.split(" ", 1)[0].lower() == "bearer":
+                token = token.split(" ", 1)[1]
+            self._token, self._token_read = token, now
+        return Credentials(
+            server=self.server,
+            ca_file=c.ssl_ca_cert,
+            verify=bool(c.verify_ssl),
+            token=self._token,
+            cert_file=c.cert_file,
+            key_file=c.key_file,
+            tls_server_name=getattr(c, "tls_server_name", None),
+        )
+
+    def _ssl(self, credentials: Credentials) -> ssl.SSLContext | bool:
+        if not credentials.verify:
+            return False
+        context = ssl.create_default_context(cafile=credentials.ca_file)
+        if credentials.cert_file and credentials.key_file:
+            context.load_cert_chain(credentials.cert_file, credentials.key_file)
+        return context
+
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            credentials = self.credentials()
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(ssl=self._ssl(credentials), limit=self.pool),
+                # The API server is reached directly, never through an HTTP(S)_PROXY
+                # (OpenShift's cluster-wide proxy lists it in NO_PROXY anyway).
+                trust_env=False,
+                json_serialize=json.dumps,
+            )
+        return self._session
+
+    def _headers(self, content_type: str | None) -> dict[str, str]:
+        headers = {"Accept": "application/json"}
+        token = self.credentials().token
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        if content_type:
+            headers["Content-Type"] = content_type
+        return headers
 
     async def close(self) -> None:
-        await self.client.close()
+        if self._session is not None:
+            await self._session.close()
 
     async def request(
         self,
@@ -83,35 +171,28 @@ class Api:
         *,
         body: Any = None,
         content_type: str = "application/json",
+        params: Mapping[str, str] | None = None,
         resource: str,
         request_timeout: float = 30.0,
     ) -> Any:
         """One HTTP request; returns the decoded JSON, raises an ``ApiError`` on >= 400."""
-        headers = {"Accept": "application/json"}
-        if body is not None:
-            headers["Content-Type"] = content_type
-        _, url, headers, serialized, _ = await self.client.param_serialize(
-            method=method,
-            resource_path=path,
-            header_params=headers,
-            body=body,
-            auth_settings=["BearerToken"],
-        )
         verb = method.lower()
+        data = None if body is None else json.dumps(body, separators=(",", ":"))
         try:
-            response = await self.client.call_api(
+            async with self.session().request(
                 method,
-                url,
-                header_params=headers,
-                body=serialized,
-                _request_timeout=request_timeout,
-            )
-            raw = await response.read()
-        except (TimeoutError, aiohttp.ClientError, k8s.ApiException) as error:
-            self.metrics.api_requests.labels(verb, resource, "error").inc()
+                self.server + path,
+                data=data,
+                params=params,
+                headers=self._headers(content_type if data is not None else None),
+                timeout=aiohttp.ClientTimeout(total=request_timeout),
+            ) as response:
+                raw = await response.read()
+                status = response.status
+        except (TimeoutError, aiohttp.ClientError) as error:
+            self.count(verb, resource, "error")
             raise ApiError(f"{method} {path}: {error!r}", status=None) from error
-        status = int(response.status)
-        self.metrics.api_requests.labels(verb, resource, str(status)).inc()
+        self.count(verb, resource, str(status))
         try:
             decoded = json.loads(raw) if raw else None
         except ValueError:
@@ -125,32 +206,75 @@ class Api:
         method: str,
         path: str,
         *,
-        attempts: int = 5,
+        attempts: int = 3,
         first_delay: float = 0.2,
         **kwargs: Any,
     ) -> Any:
-        """``request`` retried with exponential backoff while the failure is transient."""
+        """``request`` retried briefly while the failure is transient; idempotent calls only.
+
+        Short on purpose: a longer outage is the work queue's to retry, with backoff,
+        without holding a worker.
+        """
+        if method == "POST":
+            raise ValueError("a POST is not idempotent: never retry it blindly")
         delay = first_delay
         for attempt in range(1, attempts + 1):
             try:
                 return await self.request(method, path, **kwargs)
             except ApiError as error:
-                retryable = error.status is None or error.status in TRANSIENT
-                if not retryable or attempt == attempts or _permanent(error):
+                if not is_transient(error) or attempt == attempts:
                     raise
-                log.info("retrying in %.1fs after: %s", delay, error)
+                log.debug("retrying in %.1fs after: %s", delay, error)
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
+                delay *= 2
         raise AssertionError("unreachable")
 
+    async def watch(
+        self, path: str, *, resource_version: str, resource: str, timeout_s: int = 300
+    ) -> AsyncIterator[dict[str, Any]]:
+        """The events of one watch request, decoded; ends when the server ends it.
 
-def _permanent(error: ApiError) -> bool:
-    # OpenShift answers "already instantiated a build for imageid" with a 500:
-    # retrying that would only repeat the refusal.
-    return "already instantiated a build" in str(error)
+        Raises ``GoneError`` when the server says the resourceVersion is too old
+        (HTTP 410, or an ERROR event with code 410): the caller must list again.
+        """
+        params = {
+            "watch": "1",
+            "resourceVersion": resource_version,
+            "allowWatchBookmarks": "true",
+            "timeoutSeconds": str(timeout_s),
+        }
+        try:
+            async with self.session().get(
+                self.server + path,
+                params=params,
+                headers=self._headers(None),
+                timeout=aiohttp.ClientTimeout(
+                    total=None, sock_connect=10, sock_read=timeout_s + 30
+                ),
+            ) as response:
+                self.count("watch", resource, str(response.status))
+                if response.status >= 400:
+                    raw = await response.read()
+                    try:
+                        body = json.loads(raw)
+                    except ValueError:
+                        body = raw.decode(errors="replace")
+                    raise _error(response.status, body, "WATCH", path)
+                async for line in response.content:
+                    if not line.strip():
+                        continue
+                    event = json.loads(line)
+                    if event.get("type") == "ERROR":
+                        status = event.get("object") or {}
+                        code = int(status.get("code") or 500)
+                        raise _error(code, status, "WATCH", path)
+                    yield event
+        except (TimeoutError, aiohttp.ClientError) as error:
+            self.count("watch", resource, "error")
+            raise ApiError(f"WATCH {path}: {error!r}", status=None) from error
 
 
-def api_path(group: str, version: str, plural: str, namespace: str, name: str = "") -> str:
+def api_path(group: str, version: str, plural: str, namespace: str = "", name: str = "") -> str:
     base = f"/api/{version}" if not group else f"/apis/{group}/{version}"
-    path = f"{base}/namespaces/{namespace}/{plural}"
+    path = f"{base}/namespaces/{namespace}/{plural}" if namespace else f"{base}/{plural}"
     return f"{path}/{name}" if name else path

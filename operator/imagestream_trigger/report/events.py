@@ -1,15 +1,21 @@
 """Kubernetes Events on the objects we act on: where ``kubectl describe`` users look.
 
-Events are best effort: a refused Event is logged, never allowed to fail the
-work it describes. Warnings are posted on transitions only (the caller keeps
-the memo), Normal events once per change made.
+Events are best effort and never on the critical path: ``post`` only queues
+one, and a background sender delivers it, so a burst's writes never wait for
+their Events. A refused Event is logged, never allowed to fail the work it
+describes; if the backlog grows past a bound (the API server is down), the
+oldest are dropped with a log line rather than held in memory without end.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 import logging
 import socket
+from collections import deque
+from typing import Any
 
 from imagestream_trigger.act.client import Api
 from imagestream_trigger.errors import ApiError
@@ -20,45 +26,95 @@ log = logging.getLogger(__name__)
 COMPONENT = "imagestream-trigger"
 # The API server refuses longer messages.
 MAX_MESSAGE = 1024
+BACKLOG = 10_000
+SENDERS = 2
 
 
 class Events:
     def __init__(self, api: Api) -> None:
         self.api = api
         self.instance = socket.gethostname()
+        self._backlog: deque[dict[str, Any]] = deque()
+        self._ready = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.dropped = 0
 
-    async def post(self, ref: ObjectRef, kind: str, reason: str, message: str) -> None:
+    def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._send_forever()) for _ in range(SENDERS)]
+
+    async def stop(self, drain_s: float = 2.0) -> None:
+        """Deliver what is queued (for at most ``drain_s``), then stop the senders."""
+        deadline = asyncio.get_running_loop().time() + drain_s
+        while self._backlog and asyncio.get_running_loop().time() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)  # a poll with a deadline: shutting down, once
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+
+    def post(self, ref: ObjectRef, kind: str, reason: str, message: str) -> None:
         now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        event = {
-            "apiVersion": "v1",
-            "kind": "Event",
-            "metadata": {"generateName": f"{ref.name}.", "namespace": ref.namespace},
-            "involvedObject": {
-                "apiVersion": ref.api_version,
-                "kind": ref.kind,
-                "name": ref.name,
-                "namespace": ref.namespace,
-                "uid": ref.uid,
-            },
-            "type": kind,
-            "reason": reason,
-            "message": message[:MAX_MESSAGE],
-            "source": {"component": COMPONENT},
-            "reportingComponent": COMPONENT,
-            "reportingInstance": self.instance,
-            "firstTimestamp": now,
-            "lastTimestamp": now,
-            "count": 1,
-        }
-        try:
-            await self.api.request(
-                "POST", f"/api/v1/namespaces/{ref.namespace}/events", body=event, resource="events"
-            )
-        except ApiError as error:
-            log.warning("could not post %s event %s on %s: %s", kind, reason, ref, error)
+        if len(self._backlog) >= BACKLOG:
+            self._backlog.popleft()
+            self.dropped += 1
+            if self.dropped in (1, 100) or self.dropped % 1000 == 0:
+                log.warning("dropped %d Events: the API server does not take them", self.dropped)
+        self._backlog.append(
+            {
+                "apiVersion": "v1",
+                "kind": "Event",
+                "metadata": {"generateName": f"{ref.name}.", "namespace": ref.namespace},
+                "involvedObject": {
+                    "apiVersion": ref.api_version,
+                    "kind": ref.kind,
+                    "name": ref.name,
+                    "namespace": ref.namespace,
+                    "uid": ref.uid,
+                },
+                "type": kind,
+                "reason": reason,
+                "message": message[:MAX_MESSAGE],
+                "source": {"component": COMPONENT},
+                "reportingComponent": COMPONENT,
+                "reportingInstance": self.instance,
+                "firstTimestamp": now,
+                "lastTimestamp": now,
+                "count": 1,
+            }
+        )
+        self._ready.set()
 
-    async def normal(self, ref: ObjectRef, reason: str, message: str) -> None:
-        await self.post(ref, "Normal", reason, message)
+    def normal(self, ref: ObjectRef, reason: str, message: str) -> None:
+        self.post(ref, "Normal", reason, message)
 
-    async def warning(self, ref: ObjectRef, reason: str, message: str) -> None:
-        await self.post(ref, "Warning", reason, message)
+    def warning(self, ref: ObjectRef, reason: str, message: str) -> None:
+        self.post(ref, "Warning", reason, message)
+
+    @property
+    def pending(self) -> int:
+        return len(self._backlog)
+
+    async def _send_forever(self) -> None:
+        while True:
+            if not self._backlog:
+                self._ready.clear()
+                await self._ready.wait()
+                continue
+            event = self._backlog.popleft()
+            namespace = event["metadata"]["namespace"]
+            try:
+                await self.api.request(
+                    "POST", f"/api/v1/namespaces/{namespace}/events", body=event, resource="events"
+                )
+            except ApiError as error:
+                log.warning(
+                    "could not post %s event %s on %s %s/%s: %s",
+                    event["type"],
+                    event["reason"],
+                    event["involvedObject"]["kind"],
+                    namespace,
+                    event["involvedObject"]["name"],
+                    error,
+                )

@@ -20,7 +20,8 @@ from prometheus_client import (
 )
 
 from imagestream_trigger import __version__
-from imagestream_trigger.api import WORKLOAD_KINDS, Reason, TargetKind
+from imagestream_trigger.api import Reason, TargetKind
+from imagestream_trigger.kinds import WORKLOAD_KINDS
 from imagestream_trigger.triggers import ProblemCode
 
 # The *_created series would double the series count and tell nothing useful here.
@@ -29,6 +30,11 @@ disable_created_metrics()  # type: ignore[no-untyped-call]  # unannotated upstre
 SOURCES: Final = ("annotation", "imagetrigger")
 UPDATE_RESULTS: Final = ("updated", "unchanged", "dry_run", "failed")
 BUILD_RESULTS: Final = ("started", "already_built", "dry_run", "failed")
+# Why a key went back to the queue with backoff.
+RETRY_REASONS: Final = ("conflict", "forbidden", "failed", "build_unknown", "status", "error")
+# What a reconcile was about: an ImageTrigger, or a workload's annotation.
+RECONCILE_KINDS: Final = ("imagetrigger", "annotation")
+RECONCILE_BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
 
 PREFIX: Final = "imagestream_trigger"
 # From a tag move to the write: milliseconds when all is well, seconds under a burst.
@@ -106,7 +112,30 @@ class Metrics:
             registry=r,
         )
 
+        self.queue_depth = Gauge(
+            f"{PREFIX}_queue_depth",
+            "Keys (ImageTriggers, annotated workloads) waiting in the work queue.",
+            registry=r,
+        )
+        self.retries = Counter(
+            f"{PREFIX}_retries",
+            "Reconciles queued again with backoff, by reason (conflict, forbidden, failed, "
+            "build_unknown, status, error).",
+            ["reason"],
+            registry=r,
+        )
+        self.reconcile_duration = Histogram(
+            f"{PREFIX}_reconcile_duration_seconds",
+            "Time of one reconcile pass, by what it reconciled (imagetrigger or annotation).",
+            ["kind"],
+            buckets=RECONCILE_BUCKETS,
+            registry=r,
+        )
+
         self._zero_series()
+
+    def count_request(self, verb: str, resource: str, code: str) -> None:
+        self.api_requests.labels(verb, resource, code).inc()
 
     def _zero_series(self) -> None:
         """Create every bounded label combination at 0.
@@ -114,7 +143,7 @@ class Metrics:
         A counter series born at 1 hides its first increment from increase() and
         rate(), so the first failure or the first update would go unseen.
         """
-        for kind in sorted(WORKLOAD_KINDS):
+        for kind in WORKLOAD_KINDS:
             self.annotated_workloads.labels(kind)
             for source in SOURCES:
                 for result in UPDATE_RESULTS:
@@ -127,6 +156,10 @@ class Metrics:
         for code in ProblemCode:
             self.invalid_triggers.labels(SOURCES[0], code)
         self.invalid_triggers.labels(SOURCES[1], Reason.InvalidSpec)
+        for reason in RETRY_REASONS:
+            self.retries.labels(reason)
+        for what in RECONCILE_KINDS:
+            self.reconcile_duration.labels(what)
 
     def serve(self, port: int, address: str = "0.0.0.0") -> None:
         """Serve /metrics from a daemon thread (prometheus-client's own server)."""

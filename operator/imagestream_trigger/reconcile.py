@@ -1,0 +1,388 @@
+"""Reconcile one key, level-triggered: read the indexes, plan, write, report once.
+
+It never asks "what changed?", only "what should be true now?": the plan is
+made from the indexes (with our writes in flight applied), the writer carries
+it out, and the pass is reported once. A pass that could not finish says why
+(``Pass.retry``), and the controller sends its key back through the queue's
+backoff: a failed write is tried again in seconds, not at the next resync.
+
+``Controller`` runs the workers: intake's wakes go into the queue, N workers
+take keys out, one pass each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from imagestream_trigger.act.writer import Outcome, Writer, WriteResult
+from imagestream_trigger.api import Reason
+from imagestream_trigger.errors import ApiError
+from imagestream_trigger.index import Indexes, TriggerInfo
+from imagestream_trigger.intake import Key, Wake
+from imagestream_trigger.plan import (
+    Action,
+    BuildRecord,
+    TargetPlan,
+    TriggerPlan,
+    build_ledger,
+    describe_changes,
+    plan_annotated,
+    plan_trigger,
+)
+from imagestream_trigger.queue import ShutDown, WorkQueue
+from imagestream_trigger.report.conditions import TargetResult, trigger_status
+from imagestream_trigger.report.metrics import Metrics
+from imagestream_trigger.report.reporter import ANNOTATION, IMAGETRIGGER, Reporter
+from imagestream_trigger.resolve import TagRef
+from imagestream_trigger.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Pass:
+    retry: str | None = None  # why the key must come back (a retries_total reason)
+    gone: bool = False  # the object no longer exists: forget the key
+
+
+DONE = Pass()
+GONE = Pass(gone=True)
+_RETRY_REASONS = {
+    Outcome.Conflict: "conflict",
+    Outcome.Forbidden: "forbidden",
+    Outcome.Failed: "failed",
+    Outcome.Unknown: "build_unknown",
+}
+
+
+def utcnow() -> str:
+    import datetime as dt
+
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Reconciler:
+    def __init__(
+        self,
+        settings: Settings,
+        indexes: Indexes,
+        writer: Writer,
+        reporter: Reporter,
+    ) -> None:
+        self.settings = settings
+        self.indexes = indexes
+        self.writer = writer
+        self.reporter = reporter
+
+    async def reconcile(self, key: Key, moved: frozenset[TagRef]) -> Pass:
+        if key.is_trigger:
+            return await self._trigger(key, moved)
+        return await self._annotated(key, moved)
+
+    # -- the OpenShift annotation ----------------------------------------------------
+
+    async def _annotated(self, key: Key, moved: frozenset[TagRef]) -> Pass:
+        found = self.indexes.workload(key.kind, key.namespace, key.name)
+        if found is None or not found.annotated:
+            self.reporter.forget_workload(key.kind, key.namespace, key.name)
+            return GONE
+        workload = self.writer.current(found)
+        plan = plan_annotated(self.indexes, workload)
+        self.reporter.annotation_problems(workload, plan.problems)
+        caused = any(t.source in moved for t in workload.triggers)
+        if not plan.changes:
+            if caused and not plan.problems:
+                self.reporter.unchanged(workload.kind, ANNOTATION)
+            return DONE
+        result = await self.writer.patch_workload(workload, plan.changes)
+        source = plan.changes[0].source
+        self.reporter.workload_result(
+            workload,
+            describe_changes(plan.changes),
+            ANNOTATION,
+            result,
+            caused=caused,
+            stream=self.indexes.stream(source.namespace, source.stream),
+            source=source,
+        )
+        return Pass(retry=_RETRY_REASONS.get(result.outcome))
+
+    # -- ImageTriggers ---------------------------------------------------------------
+
+    async def _trigger(self, key: Key, moved: frozenset[TagRef]) -> Pass:
+        found = self.indexes.triggers.get(key.namespace, key.name)
+        if found is None:
+            self.reporter.forget_trigger(key.namespace, key.name)
+            return GONE
+        previous = self.reporter.last_status(key.namespace, key.name) or found.status
+        trigger = dataclasses.replace(found, status=previous)
+        plan = plan_trigger(self.indexes, trigger)
+        if plan.blocked is Reason.InvalidSpec:
+            self.reporter.count_invalid_spec(trigger, plan.message)
+        spec = trigger.spec
+        suspended = bool(spec and spec.suspend)
+        # Suspended: still planned and reported (as a dry run), never written.
+        dry_run = bool(spec and spec.dry_run) or suspended
+        caused = plan.source is not None and plan.source in moved
+        done = await asyncio.gather(
+            *(self._act(trigger, plan, t, dry_run=dry_run, caused=caused) for t in plan.targets)
+        )
+        retries = [_RETRY_REASONS[r.outcome] for r in done if r is not None and r.outcome.retry]
+        if any(r is not None and r.outcome is Outcome.Conflict for r in done):
+            # The pass saw a target that has moved on: its report would be stale.
+            return Pass(retry="conflict")
+        base = self.reporter.last_status(key.namespace, key.name) or previous
+        targets = base.get("targets")
+        reported = {
+            (str(e.get("kind")), str(e.get("name"))): e
+            for e in (targets if isinstance(targets, list) else [])
+            if isinstance(e, Mapping)
+        }
+        results = [
+            _target_result(plan, target, result, reported)
+            for target, result in zip(plan.targets, done, strict=True)
+        ]
+        status = trigger_status(
+            previous=base,
+            generation=trigger.generation,
+            now=utcnow(),
+            blocked=plan.blocked,
+            blocked_message=plan.message,
+            image=plan.image.reference if plan.image else "",
+            results=results,
+            suspended=suspended,
+        )
+        ledger = _ledger(base, plan, done)
+        if ledger:
+            status["builds"] = ledger
+        try:
+            await self.reporter.write_status(
+                trigger, base, status, changed=[r.key for r in results if r.changed]
+            )
+        except ApiError as error:
+            log.warning("could not write the status of %s: %s", trigger.ref, error)
+            retries.append("status")
+        return Pass(retry=retries[0] if retries else None)
+
+    async def _act(
+        self,
+        trigger: TriggerInfo,
+        plan: TriggerPlan,
+        target: TargetPlan,
+        *,
+        dry_run: bool,
+        caused: bool,
+    ) -> WriteResult | None:
+        assert plan.source is not None
+        assert plan.image is not None
+        source, reference = plan.source, plan.image.reference
+        stream = self.indexes.stream(source.namespace, source.stream)
+        if target.action is Action.InSync:
+            if caused and target.workload is not None:
+                self.reporter.unchanged(target.kind, IMAGETRIGGER)
+            return None
+        if target.action is Action.Blocked:
+            return None
+        if target.buildconfig is not None:
+            bc = target.buildconfig
+            base = (
+                self.reporter.last_status(trigger.ref.namespace, trigger.ref.name) or trigger.status
+            )
+            reporter = self.reporter
+
+            class Log:
+                async def intend(self, name: str, image: str, at: str) -> None:
+                    await reporter.record_intent(trigger, base, name, image, at)
+
+            result = await self.writer.build(
+                bc,
+                source,
+                reference,
+                ledger=Log(),
+                recover=target.action is Action.Recover,
+                dry_run=dry_run,
+            )
+            self.reporter.build_result(bc.ref, result, caused=caused, stream=stream, source=source)
+            return result
+        assert target.workload is not None
+        workload = self.writer.current(target.workload)
+        result = await self.writer.patch_workload(workload, target.changes, dry_run=dry_run)
+        self.reporter.workload_result(
+            workload,
+            describe_changes(target.changes),
+            IMAGETRIGGER,
+            result,
+            caused=caused,
+            stream=stream,
+            source=source,
+        )
+        return result
+
+
+def _target_result(
+    plan: TriggerPlan,
+    target: TargetPlan,
+    result: WriteResult | None,
+    previous: Mapping[tuple[str, str], Mapping[str, Any]],
+) -> TargetResult:
+    """What the status says of one target after this pass."""
+    assert plan.image is not None
+    reference = plan.image.reference
+    kind, name = target.kind, target.name
+    build = target.buildconfig is not None
+    done = f"built from {reference}" if build else f"runs {reference}"
+    if target.action is Action.Blocked:
+        return TargetResult(kind, name, target.reason or Reason.Failed, target.message)
+    if result is None or result.outcome in (Outcome.NothingToDo, Outcome.AlreadyBuilt):
+        # In sync: what the pass that wrote said still holds (its message, its
+        # containers), so the status does not change just because nothing was done.
+        before = previous.get((kind, name)) or {}
+        if before.get("result") == Reason.Applied and before.get("image") == reference:
+            containers = before.get("containers")
+            return TargetResult(
+                kind,
+                name,
+                Reason.Applied,
+                str(before.get("message") or done),
+                image=reference,
+                containers=tuple(str(c) for c in containers)
+                if isinstance(containers, list)
+                else (),
+            )
+        return TargetResult(kind, name, Reason.Applied, done, image=reference)
+    match result.outcome:
+        case Outcome.Written:
+            message = f"started Build {result.build} for {reference}" if build else done
+            return TargetResult(
+                kind,
+                name,
+                Reason.Applied,
+                done if not build else message,
+                image=reference,
+                containers=result.containers,
+                changed=True,
+            )
+        case Outcome.DryRun:
+            what = (
+                f"would start a build for {reference}"
+                if build
+                else f"would set {describe_changes(target.changes)}"
+            )
+            return TargetResult(
+                kind, name, Reason.DryRun, what, image=reference, containers=result.containers
+            )
+        case Outcome.Forbidden:
+            return TargetResult(kind, name, Reason.Forbidden, result.message)
+        case _:
+            return TargetResult(kind, name, Reason.Failed, result.message)
+
+
+def _ledger(
+    base: Mapping[str, Any], plan: TriggerPlan, done: Iterable[WriteResult | None]
+) -> dict[str, dict[str, str]]:
+    """The build records to keep in the status: the earlier ones, updated by this pass."""
+    ledger = {
+        name: record
+        for name, record in build_ledger(base).items()
+        if record.build != "(earlier)"  # a pre-ledger status entry: kept in targets
+    }
+    for target, result in zip(plan.targets, done, strict=True):
+        if target.buildconfig is None or result is None:
+            continue
+        if result.outcome in (Outcome.Written, Outcome.AlreadyBuilt):
+            requested = ledger.get(target.name, BuildRecord(result.image)).requested_at
+            ledger[target.name] = BuildRecord(
+                result.image, requested, result.build or "(already built)"
+            )
+        elif result.outcome in (Outcome.Forbidden, Outcome.Failed):
+            # Nothing was created: forget the intent, so the next pass sends it again.
+            record = ledger.get(target.name)
+            if record is not None and record.image == result.image and not record.build:
+                del ledger[target.name]
+    # Only BuildConfigs still targeted are worth remembering.
+    wanted = {t.name for t in plan.targets if t.buildconfig is not None}
+    return {
+        name: r.as_status()
+        for name, r in sorted(ledger.items())
+        if name in wanted or not plan.targets
+    }
+
+
+class Controller:
+    """The work queue and its workers: wakes in, one reconcile pass per key out."""
+
+    def __init__(
+        self,
+        reconciler: Reconciler,
+        metrics: Metrics,
+        *,
+        workers: int,
+        queue: WorkQueue[Key] | None = None,
+    ) -> None:
+        self.reconciler = reconciler
+        self.metrics = metrics
+        self.workers = workers
+        self.queue: WorkQueue[Key] = queue if queue is not None else WorkQueue()
+        # Source tags whose move caused a queued key (merged while it waits).
+        self.causes: dict[Key, set[TagRef]] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self.idle = asyncio.Event()
+
+    def enqueue(self, wakes: Iterable[Wake]) -> None:
+        for key, moved in wakes:
+            if moved:
+                self.causes.setdefault(key, set()).update(moved)
+            self.queue.add(key)
+        self.metrics.queue_depth.set(len(self.queue))
+
+    def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._work()) for _ in range(self.workers)]
+
+    async def stop(self) -> None:
+        self.queue.shutdown()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, ShutDown):
+                await task
+        self._tasks = []
+
+    async def _work(self) -> None:
+        while True:
+            try:
+                key = await self.queue.get()
+            except ShutDown:
+                return
+            moved = frozenset(self.causes.pop(key, ()))
+            started = time.monotonic()
+            try:
+                result = await self.reconciler.reconcile(key, moved)
+            except Exception:  # a bug, not an input: keep serving everything else
+                log.exception("reconciling %s failed; will try again", key)
+                result = Pass(retry="error")
+            finally:
+                kind = IMAGETRIGGER if key.is_trigger else ANNOTATION
+                took = time.monotonic() - started
+                self.metrics.reconcile_duration.labels(kind).observe(took)
+                self.queue.done(key)
+            # Tests wait for this line: the positive end of a pass that wrote nothing.
+            log.debug("reconciled %s in %.1f ms", key, took * 1000)
+            if result.retry:
+                self.metrics.retries.labels(result.retry).inc()
+                delay = self.queue.add_rate_limited(key)
+                log.info("%s: will try again in %.1fs (%s)", key, delay, result.retry)
+            elif result.gone:
+                self.queue.discard(key)
+            else:
+                self.queue.forget(key)
+            self.metrics.queue_depth.set(len(self.queue))
+
+    def tracked(self) -> int:
+        return len(self.causes) + self.queue.tracked()
