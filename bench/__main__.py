@@ -14,6 +14,7 @@ never timings.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import sys
 from pathlib import Path
 
@@ -34,6 +35,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--no-docs", action="store_true", help="do not rewrite docs/benchmarks.md")
     parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="sample the operator with py-spy during the burst (.tools/bin/pip install py-spy)",
+    )
+    parser.add_argument(
         "--results", type=Path, default=HERE / "results", help="folder for the JSON and the plot"
     )
     args = parser.parse_args(argv)
@@ -42,7 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     streams, workloads = SIZES[size]
     streams, workloads = args.streams or streams, args.workloads or workloads
     changes = args.changes or (30 if size == "quick" else 200)
-    results = Bench(size, streams, workloads, changes).run()
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H%M%S")
+    profile = args.results / f"{stamp}-{size}-burst-stacks.txt" if args.profile else None
+    results = Bench(size, streams, workloads, changes, profile=profile).run()
 
     print()
     print(report.table(results))

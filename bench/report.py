@@ -26,7 +26,10 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     single, floor, burst = r["single"], r["floor"], r["burst"]
     lat, patch = single["latency"], floor["patch"]
     p50_goal = 2 * patch["p50_ms"] + 10
-    burst_ratio = burst["total_s"] / floor["burst_s"] if floor["burst_s"] else float("nan")
+    # Held against the same imports and patches by a plain client (older results lack it).
+    reference = floor.get("burst_with_imports_s") or floor["burst_s"]
+    burst_ratio = burst["total_s"] / reference if reference else float("nan")
+    patch_ratio = burst["total_s"] / floor["burst_s"] if floor["burst_s"] else float("nan")
     correct = r["correctness"]
     return [
         (
@@ -63,12 +66,24 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             "",
         ),
         (
-            f"burst: {burst['tags']} tags, {burst['targets']} targets",
+            f"burst: {burst['tags']} imports, {burst['targets']} targets",
             f"{burst['total_s']:.2f} s ({burst['targets_per_s']:.0f}/s)",
-            f"≤ 1.5 x floor ({floor['burst_s']:.2f} s)",
+            f"≤ 1.5 x floor ({reference:.2f} s: the same imports and patches, plain client)",
             verdict(burst_ratio <= GOALS["burst_ratio"]),
         ),
         ("burst / floor", f"{burst_ratio:.2f}x", "≤ 1.5x", ""),
+        (
+            "burst / the floor's patches alone",
+            f"{patch_ratio:.2f}x",
+            f"(the {burst['targets']} patches alone: {floor['burst_s']:.2f} s)",
+            "",
+        ),
+        (
+            "burst: operator done after the last import",
+            f"{burst['after_imports_s']:.2f} s",
+            f"(imports took {burst['imports_s']:.2f} s)",
+            "",
+        ),
         (
             "Deployment writes per affected target",
             f"{correct['target_writes_per_affected_target']:.2f}",
@@ -184,7 +199,9 @@ proxy, the operator and the benchmark itself, so every number includes their con
 The operator runs as its own process with its own ServiceAccount; latencies are measured
 from outside, from the moment the import's write returns to the moment the benchmark's own
 watch sees the target's new image. The floor is a plain client sending the operator's
-patches itself, through the same proxy, with the same concurrency ({config["writers"]}).
+patches itself, through the same proxy, with the same concurrency ({config["writers"]}); for
+the burst, whose time runs from the first import, the floor makes the same imports too, each
+followed by its followers' patches (the patches alone are shown beside it).
 
 {table(r)}
 

@@ -16,8 +16,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, cast
 
 import kopf
 
@@ -29,6 +29,22 @@ from imagestream_trigger.watch import list_pages
 log = logging.getLogger(__name__)
 
 SWEEP_DELAY_S = 2.0
+
+
+class NoDiffBase(kopf.DiffBaseStorage):
+    """No diff base: ``@kopf.on.event`` never reads one, and kopf would otherwise build
+    one per event, a deep copy of the body (16% of the operator's CPU in a burst)."""
+
+    def build(
+        self, *, body: kopf.Body, extra_fields: Iterable[Any] | None = None
+    ) -> kopf.BodyEssence:
+        return cast(kopf.BodyEssence, {})
+
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
+        return None
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
+        return None
 
 
 class Backoffs:
@@ -116,6 +132,7 @@ def register(
     async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         # We post our own Events (on transitions); kopf's would be about kopf.
         settings.posting.enabled = False
+        settings.persistence.diffbase_storage = NoDiffBase()
         settings.watching.server_timeout = 300
         # Memory: list large clusters in pages, and let a per-object worker (holding the
         # object's last body) go soon after its event was handled.

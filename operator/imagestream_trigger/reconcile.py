@@ -37,11 +37,11 @@ from imagestream_trigger.plan import (
     plan_trigger,
 )
 from imagestream_trigger.queue import ShutDown, WorkQueue
+from imagestream_trigger.report import status as status_model
 from imagestream_trigger.report.conditions import TargetResult, trigger_status
 from imagestream_trigger.report.metrics import Metrics
 from imagestream_trigger.report.reporter import ANNOTATION, IMAGETRIGGER, Reporter
 from imagestream_trigger.resolve import TagRef
-from imagestream_trigger.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,8 @@ class Pass:
 
 DONE = Pass()
 GONE = Pass(gone=True)
+# How long after the last queued key the controller still counts as busy.
+QUIET_S = 0.25
 _RETRY_REASONS = {
     Outcome.Conflict: "conflict",
     Outcome.Forbidden: "forbidden",
@@ -69,14 +71,7 @@ def utcnow() -> str:
 
 
 class Reconciler:
-    def __init__(
-        self,
-        settings: Settings,
-        indexes: Indexes,
-        writer: Writer,
-        reporter: Reporter,
-    ) -> None:
-        self.settings = settings
+    def __init__(self, indexes: Indexes, writer: Writer, reporter: Reporter) -> None:
         self.indexes = indexes
         self.writer = writer
         self.reporter = reporter
@@ -121,7 +116,10 @@ class Reconciler:
         if found is None:
             self.reporter.forget_trigger(key.namespace, key.name)
             return GONE
-        previous = self.reporter.last_status(key.namespace, key.name) or found.status
+        # Ours if we wrote it; else what the cluster has, read through the status model.
+        previous = self.reporter.last_status(key.namespace, key.name) or status_model.read(
+            found.status
+        )
         trigger = dataclasses.replace(found, status=previous)
         plan = plan_trigger(self.indexes, trigger)
         if plan.blocked is Reason.InvalidSpec:
@@ -333,9 +331,10 @@ class Controller:
         # Source tags whose move caused a queued key (merged while it waits).
         self.causes: dict[Key, set[TagRef]] = {}
         self._tasks: list[asyncio.Task[None]] = []
-        self.idle = asyncio.Event()
+        self._active = 0.0  # when a key was last queued (monotonic)
 
     def enqueue(self, wakes: Iterable[Wake]) -> None:
+        self._active = time.monotonic()
         for key, moved in wakes:
             if moved:
                 self.causes.setdefault(key, set()).update(moved)
@@ -383,6 +382,15 @@ class Controller:
             else:
                 self.queue.forget(key)
             self.metrics.queue_depth.set(len(self.queue))
+
+    def busy(self) -> bool:
+        """Whether keys are waiting or being reconciled (not those waiting for a backoff),
+        or were a moment ago: in a burst the queue empties between two tag moves."""
+        return (
+            len(self.queue) > 0
+            or self.queue.processing > 0
+            or time.monotonic() - self._active < QUIET_S
+        )
 
     def tracked(self) -> int:
         return len(self.causes) + self.queue.tracked()

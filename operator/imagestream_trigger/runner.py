@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import fnmatch
 import functools
+import gc
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -247,9 +248,16 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
         intake = Intake(indexes, writer.overlay, native=settings.native_annotations, on_moved=moved)
         reporter = Reporter(api, events, metrics)
         controller = Controller(
-            Reconciler(settings, indexes, writer, reporter), metrics, workers=settings.workers
+            Reconciler(indexes, writer, reporter), metrics, workers=settings.workers
         )
+        # Events wait for the work queue to be idle: the writes go first (see events.py).
+        events.busy = controller.busy
         versions = await prime(api, settings, intake)
+        # What the listing built lives as long as its objects: out of the cyclic GC's
+        # sight, or each full collection walks it all (tens of ms, at every allocation
+        # that happens to trigger one, in the middle of a burst).
+        gc.collect()
+        gc.freeze()
         selected = functools.partial(namespace_selected, patterns=settings.namespaces)
 
         def enqueue(wakes: list[Wake]) -> None:

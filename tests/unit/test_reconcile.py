@@ -27,7 +27,6 @@ from imagestream_trigger.report.events import Events
 from imagestream_trigger.report.metrics import Metrics
 from imagestream_trigger.report.reporter import Reporter
 from imagestream_trigger.resolve import TagRef
-from imagestream_trigger.settings import Settings
 from tests.unit.builders import (
     APP,
     NEW,
@@ -66,9 +65,7 @@ class Rig:
         self.metrics = Metrics()
         self.events = Events(api)
         self.reporter = Reporter(api, self.events, self.metrics)
-        self.reconciler = Reconciler(
-            Settings(native_annotations=native), self.indexes, self.writer, self.reporter
-        )
+        self.reconciler = Reconciler(self.indexes, self.writer, self.reporter)
 
     def load(self, *bodies: dict[str, Any]) -> Rig:
         for body in bodies:
@@ -88,7 +85,7 @@ class Rig:
 
     def posted(self, reason: str | None = None) -> list[dict[str, Any]]:
         """The Events queued for posting (the senders are never started here)."""
-        return [e for e in self.events._backlog if reason is None or e["reason"] == reason]
+        return [e for _, e in self.events._backlog if reason is None or e["reason"] == reason]
 
 
 def condition(status: dict[str, Any], kind: str) -> dict[str, Any] | None:

@@ -143,7 +143,11 @@ class Api:
         if self._session is None or self._session.closed:
             credentials = self.credentials()
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(ssl=self._ssl(credentials), limit=self.pool),
+                # Idle connections kept a minute: a burst after a quiet spell should
+                # not pay a TLS handshake per request.
+                connector=aiohttp.TCPConnector(
+                    ssl=self._ssl(credentials), limit=self.pool, keepalive_timeout=60
+                ),
                 # The API server is reached directly, never through an HTTP(S)_PROXY
                 # (OpenShift's cluster-wide proxy lists it in NO_PROXY anyway).
                 trust_env=False,

@@ -1,10 +1,12 @@
 """Kubernetes Events on the objects we act on: where ``kubectl describe`` users look.
 
 Events are best effort and never on the critical path: ``post`` only queues
-one, and a background sender delivers it, so a burst's writes never wait for
-their Events. A refused Event is logged, never allowed to fail the work it
-describes; if the backlog grows past a bound (the API server is down), the
-oldest are dropped with a log line rather than held in memory without end.
+one, and a background sender delivers it once the work queue is idle (or the
+Event has waited ``HOLD_S``), so in a burst the writes go first and the API
+server is not asked for an Event while a target still waits for its write. A
+refused Event is logged, never allowed to fail the work it describes; if the
+backlog grows past a bound (the API server is down), the oldest are dropped
+with a log line rather than held in memory without end.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ import contextlib
 import datetime as dt
 import logging
 import socket
+import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from imagestream_trigger.act.client import Api
@@ -28,13 +32,18 @@ COMPONENT = "imagestream-trigger"
 MAX_MESSAGE = 1024
 BACKLOG = 10_000
 SENDERS = 2
+# The longest an Event waits for the work queue to go idle.
+HOLD_S = 2.0
+POLL_S = 0.02
 
 
 class Events:
-    def __init__(self, api: Api) -> None:
+    def __init__(self, api: Api, *, busy: Callable[[], bool] = lambda: False) -> None:
         self.api = api
         self.instance = socket.gethostname()
-        self._backlog: deque[dict[str, Any]] = deque()
+        # Whether writes are still waiting (the work queue): Events go after them.
+        self.busy = busy
+        self._backlog: deque[tuple[float, dict[str, Any]]] = deque()
         self._ready = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.dropped = 0
@@ -62,27 +71,30 @@ class Events:
             if self.dropped in (1, 100) or self.dropped % 1000 == 0:
                 log.warning("dropped %d Events: the API server does not take them", self.dropped)
         self._backlog.append(
-            {
-                "apiVersion": "v1",
-                "kind": "Event",
-                "metadata": {"generateName": f"{ref.name}.", "namespace": ref.namespace},
-                "involvedObject": {
-                    "apiVersion": ref.api_version,
-                    "kind": ref.kind,
-                    "name": ref.name,
-                    "namespace": ref.namespace,
-                    "uid": ref.uid,
+            (
+                time.monotonic(),
+                {
+                    "apiVersion": "v1",
+                    "kind": "Event",
+                    "metadata": {"generateName": f"{ref.name}.", "namespace": ref.namespace},
+                    "involvedObject": {
+                        "apiVersion": ref.api_version,
+                        "kind": ref.kind,
+                        "name": ref.name,
+                        "namespace": ref.namespace,
+                        "uid": ref.uid,
+                    },
+                    "type": kind,
+                    "reason": reason,
+                    "message": message[:MAX_MESSAGE],
+                    "source": {"component": COMPONENT},
+                    "reportingComponent": COMPONENT,
+                    "reportingInstance": self.instance,
+                    "firstTimestamp": now,
+                    "lastTimestamp": now,
+                    "count": 1,
                 },
-                "type": kind,
-                "reason": reason,
-                "message": message[:MAX_MESSAGE],
-                "source": {"component": COMPONENT},
-                "reportingComponent": COMPONENT,
-                "reportingInstance": self.instance,
-                "firstTimestamp": now,
-                "lastTimestamp": now,
-                "count": 1,
-            }
+            )
         )
         self._ready.set()
 
@@ -102,7 +114,11 @@ class Events:
                 self._ready.clear()
                 await self._ready.wait()
                 continue
-            event = self._backlog.popleft()
+            queued_at, _ = self._backlog[0]
+            if self.busy() and time.monotonic() - queued_at < HOLD_S:
+                await asyncio.sleep(POLL_S)
+                continue
+            _, event = self._backlog.popleft()
             namespace = event["metadata"]["namespace"]
             try:
                 await self.api.request(

@@ -20,6 +20,7 @@ from imagestream_trigger.api import GROUP, PLURAL, VERSION, Reason, TargetKind
 from imagestream_trigger.index import ObjectRef, StreamInfo, TriggerInfo, WorkloadInfo
 from imagestream_trigger.report.events import Events
 from imagestream_trigger.report.metrics import Metrics
+from imagestream_trigger.report.status import check
 from imagestream_trigger.resolve import TagRef
 from imagestream_trigger.triggers import Problem
 
@@ -194,6 +195,7 @@ class Reporter:
         Raises ApiError when the write failed (the caller retries the pass).
         """
         ref = trigger.ref
+        check(status)  # what we write fits the model (and so the CRD's schema)
         if changed:
             self.events.normal(
                 ref, "ImageUpdated", f"{', '.join(changed)} now follow {status.get('image', '')}"
