@@ -66,7 +66,8 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             "",
         ),
         (
-            f"burst: {burst['tags']} imports, {burst['targets']} targets",
+            f"burst: {burst['tags']} imports, {burst['targets']} targets (median of "
+            f"{len(burst.get('rounds', [1]))})",
             f"{burst['total_s']:.2f} s ({burst['targets_per_s']:.0f}/s)",
             f"≤ 1.5 x floor ({reference:.2f} s: the same imports and patches, plain client)",
             verdict(burst_ratio <= GOALS["burst_ratio"]),
@@ -135,7 +136,8 @@ def api_table(r: dict[str, Any]) -> str:
     for phase in ("single", "burst", "idle"):
         api = r[phase]["api"]
         text = ", ".join(f"{k}: {v}" for k, v in sorted(api.items())) or "none"
-        lines.append(f"| {phase} | {text} |")
+        rounds = r[phase].get("api_rounds", 1)
+        lines.append(f"| {phase}{f' ({rounds} rounds)' if rounds > 1 else ''} | {text} |")
     return "\n".join(lines)
 
 

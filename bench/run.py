@@ -34,6 +34,7 @@ REPO = "quay.io/bench/app"
 TAGS = ("latest", "stable", "canary")
 NAMESPACES = 10
 WRITERS = 16  # the operator's default --max-concurrent-writes; the floor uses the same
+BURST_ROUNDS = 3
 
 SIZES = {
     "quick": (50, 150),
@@ -511,38 +512,53 @@ class Bench:
         plane: cluster.ControlPlane,
     ) -> None:
         size = max(1, len(world.streams) // 10)
-        chosen = random.sample([s for s in world.streams if world.followers(*s)], size)
-        self.burst_streams = chosen
-        spy = profiler.start(operator, self.profile) if self.profile else None
+        candidates = [s for s in world.streams if world.followers(*s)]
+        # One 1.5-s burst on a shared 2-core machine is mostly noise: the median of a few.
+        rounds: list[dict[str, Any]] = []
+        self.burst_streams = []
         window_start = time.time()
-        started = time.perf_counter()
-        references = parallel([lambda s=s: do_import(client, *s) for s in chosen], WRITERS)
-        imported = time.perf_counter()
-        expected = [
-            (f.namespace, f.name, reference)
-            for (namespace, stream), reference in zip(chosen, references, strict=True)
-            for f in world.followers(namespace, stream)
-        ]
-        seen = watch.wait_for(expected, timeout=600)
-        done = max(seen.values())
-        if spy is not None and self.profile is not None:
-            self.results["burst_profile"] = profiler.stop(spy, self.profile)
-        operator.settle(quiet=1.0)
+        for number in range(BURST_ROUNDS):
+            chosen = random.sample(candidates, size)
+            self.burst_streams.append(chosen)
+            profile = self.profile if number == 0 else None
+            spy = profiler.start(operator, profile) if profile else None
+            started = time.perf_counter()
+            references = parallel([lambda s=s: do_import(client, *s) for s in chosen], WRITERS)
+            imported = time.perf_counter()
+            expected = [
+                (f.namespace, f.name, reference)
+                for (namespace, stream), reference in zip(chosen, references, strict=True)
+                for f in world.followers(namespace, stream)
+            ]
+            seen = watch.wait_for(expected, timeout=600)
+            done = max(seen.values())
+            if spy is not None and profile is not None:
+                self.results["burst_profile"] = profiler.stop(spy, profile)
+            operator.settle(quiet=1.0)
+            rounds.append(
+                {
+                    "targets": len(expected),
+                    "imports_s": imported - started,
+                    "total_s": done - started,
+                    "after_imports_s": done - imported,
+                }
+            )
+            self.burst_targets = [(f[0], f[1]) for f in expected]
+            self.results["changes_total"] += size
+        median = sorted(rounds, key=lambda r: r["total_s"])[len(rounds) // 2]
         self.results["burst"] = {
             "tags": size,
-            "targets": len(expected),
-            "imports_s": imported - started,
-            "total_s": done - started,
-            "after_imports_s": done - imported,
-            "targets_per_s": len(expected) / (done - started),
+            **median,
+            "targets_per_s": median["targets"] / median["total_s"],
+            "rounds": rounds,
             "api": dict(audit_counts(plane.dir / "audit.log", window_start, time.time())),
+            "api_rounds": BURST_ROUNDS,
         }
-        self.burst_targets = [(f[0], f[1]) for f in expected]
-        self.results["changes_total"] += size
         b = self.results["burst"]
+        each = ", ".join(f"{r['total_s']:.2f}" for r in rounds)
         say(
-            f"burst: {size} tags at once, {len(expected)} targets in {b['total_s']:.2f}s "
-            f"({b['targets_per_s']:.0f} targets/s)"
+            f"burst: {size} tags at once, {b['targets']} targets in {b['total_s']:.2f}s "
+            f"({b['targets_per_s']:.0f} targets/s; the median of {each})"
         )
 
     def floor(self, client: Client, world: World) -> None:
@@ -592,17 +608,18 @@ class Bench:
             for follower in world.followers(namespace, stream):
                 patch(follower.namespace, follower.name, reference)
 
-        started = time.perf_counter()
-        parallel(
-            [lambda ns=ns, s=s: import_then_patch(ns, s) for ns, s in self.burst_streams],
-            WRITERS,
-        )
-        with_imports_s = time.perf_counter() - started
+        with_imports = []
+        for chosen in self.burst_streams:
+            started = time.perf_counter()
+            parallel([lambda ns=ns, s=s: import_then_patch(ns, s) for ns, s in chosen], WRITERS)
+            with_imports.append(time.perf_counter() - started)
+        with_imports_s = sorted(with_imports)[len(with_imports) // 2]
         self.results["floor"] = {
             "patch": summary(singles),
             "samples_s": singles,
             "burst_s": burst_s,
             "burst_with_imports_s": with_imports_s,
+            "burst_with_imports_rounds_s": with_imports,
             "burst_targets": len(self.burst_targets),
         }
         say(

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import datetime as dt
 import logging
 import time
 from collections.abc import Iterable, Mapping
@@ -65,8 +66,6 @@ _RETRY_REASONS = {
 
 
 def utcnow() -> str:
-    import datetime as dt
-
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 

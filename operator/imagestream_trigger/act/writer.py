@@ -18,6 +18,7 @@ Builds happen at most once per image, also across crashes and lost responses:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import logging
 import os
@@ -108,9 +109,7 @@ class Writer:
         containers = self.overlay.apply(workload.id, workload.containers)
         if containers is workload.containers:
             return workload
-        from dataclasses import replace
-
-        return replace(workload, containers=containers)
+        return dataclasses.replace(workload, containers=containers)
 
     async def patch_workload(
         self, workload: WorkloadInfo, changes: Sequence[ImageChange], *, dry_run: bool = False
