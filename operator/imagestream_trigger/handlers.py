@@ -23,12 +23,14 @@ import kopf
 
 from imagestream_trigger.act.client import Api
 from imagestream_trigger.api import IMAGESTREAM_RESOURCE, IMAGETRIGGER_RESOURCE, ApiResource
+from imagestream_trigger.errors import ApiError
 from imagestream_trigger.intake import IMAGETRIGGER, Intake, Wake
 from imagestream_trigger.watch import list_pages
 
 log = logging.getLogger(__name__)
 
 SWEEP_DELAY_S = 2.0
+ARM_AFTER_S = 10.0
 
 
 class NoDiffBase(kopf.DiffBaseStorage):
@@ -55,6 +57,77 @@ class Backoffs:
         return itertools.chain((0.25, 0.5, 1.0), itertools.repeat(1.5))
 
 
+def connection_info(api: Api) -> kopf.ConnectionInfo:
+    """kopf's login: the very credentials of our own client, so both reach one cluster."""
+    c = api.credentials()
+    return kopf.ConnectionInfo(
+        server=c.server,
+        ca_path=c.ca_file,
+        insecure=not c.verify,
+        scheme="Bearer" if c.token else None,
+        token=c.token,
+        certificate_path=c.cert_file,
+        private_key_path=c.key_file,
+    )
+
+
+class Sweeper:
+    """After kopf lists a resource again, find what was deleted while it did not watch.
+
+    Armed a while after start-up (kopf's first listing repeats ours); then the first
+    listed event of a kind schedules one sweep of it, ``delay`` later: a LIST of its
+    objects, and intake drops from the index what the LIST lacks.
+    """
+
+    def __init__(
+        self,
+        api: Api,
+        intake: Intake,
+        enqueue: Callable[[list[Wake]], None],
+        *,
+        selected: Callable[[str], bool],
+        delay: float = SWEEP_DELAY_S,
+    ) -> None:
+        self.api = api
+        self.intake = intake
+        self.enqueue = enqueue
+        self.selected = selected
+        self.delay = delay
+        self.armed = False
+        self._pending: dict[str, asyncio.TimerHandle] = {}
+        self._running: set[asyncio.Task[None]] = set()
+
+    def arm(self) -> None:
+        self.armed = True
+
+    def relisted(self, kind: str, resource: ApiResource) -> None:
+        if not self.armed or kind in self._pending:
+            return
+        loop = asyncio.get_running_loop()
+
+        def start() -> None:
+            del self._pending[kind]
+            task = loop.create_task(self.sweep(kind, resource))
+            self._running.add(task)  # a task nobody holds may be collected mid-flight
+            task.add_done_callback(self._running.discard)
+
+        self._pending[kind] = loop.call_later(self.delay, start)
+
+    async def sweep(self, kind: str, resource: ApiResource) -> None:
+        try:
+            items, _ = await list_pages(self.api, resource, "", kind)
+        except ApiError as error:  # the next relist schedules another sweep
+            log.warning("could not list %s to find deletions: %s", resource.plural, error)
+            return
+        present = set()
+        for item in items:
+            meta = item.get("metadata") or {}
+            namespace = str(meta.get("namespace") or "")
+            if self.selected(namespace):
+                present.add((namespace, str(meta.get("name") or "")))
+        self.enqueue(self.intake.forget_missing(kind, present))
+
+
 def register(
     registry: kopf.OperatorRegistry,
     intake: Intake,
@@ -65,29 +138,7 @@ def register(
     on_stream_event: Callable[[str | None], None] = lambda type: None,
 ) -> None:
     """Attach every handler to ``registry`` (a fresh one per operator run)."""
-    sweeps: dict[str, asyncio.TimerHandle] = {}
-    started = {"done": False}
-
-    def relisted(kind: str, resource: ApiResource) -> None:
-        if not started["done"] or kind in sweeps:
-            return
-
-        async def sweep() -> None:
-            sweeps.pop(kind, None)
-            try:
-                items, _ = await list_pages(api, resource, "", kind)
-            except Exception as error:  # the next relist schedules another sweep
-                log.warning("could not list %s to find deletions: %s", resource.plural, error)
-                return
-            present = set()
-            for item in items:
-                meta = item.get("metadata") or {}
-                if selected(str(meta.get("namespace") or "")):
-                    present.add((str(meta.get("namespace") or ""), str(meta.get("name") or "")))
-            enqueue(intake.forget_missing(kind, present))
-
-        loop = asyncio.get_running_loop()
-        sweeps[kind] = loop.call_later(SWEEP_DELAY_S, lambda: loop.create_task(sweep()))
+    sweeper = Sweeper(api, intake, enqueue, selected=selected)
 
     streams = IMAGESTREAM_RESOURCE
 
@@ -98,7 +149,7 @@ def register(
         on_stream_event(type)
         enqueue(intake.stream(type, body))
         if type is None:
-            relisted("ImageStream", streams)
+            sweeper.relisted("ImageStream", streams)
 
     triggers = IMAGETRIGGER_RESOURCE
 
@@ -112,21 +163,11 @@ def register(
     async def trigger_event(type: str | None, body: kopf.Body, **_: Any) -> None:
         enqueue(intake.trigger(type, body))
         if type is None:
-            relisted(IMAGETRIGGER, triggers)
+            sweeper.relisted(IMAGETRIGGER, triggers)
 
     @kopf.on.login(registry=registry)
     def login(**_: Any) -> kopf.ConnectionInfo:
-        # The very credentials of our own client (act/client.py): one source for both.
-        c = api.credentials()
-        return kopf.ConnectionInfo(
-            server=c.server,
-            ca_path=c.ca_file,
-            insecure=not c.verify,
-            scheme="Bearer" if c.token else None,
-            token=c.token,
-            certificate_path=c.cert_file,
-            private_key_path=c.key_file,
-        )
+        return connection_info(api)
 
     @kopf.on.startup(registry=registry)
     async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
@@ -143,7 +184,6 @@ def register(
         settings.watching.reconnect_backoff = 0.25
 
     @kopf.on.startup(registry=registry)
-    async def mark_started(**_: Any) -> None:
+    async def arm_the_sweeper(**_: Any) -> None:
         # kopf's own first listing repeats the start-up one; only later ones are relists.
-        loop = asyncio.get_running_loop()
-        loop.call_later(10.0, started.update, {"done": True})
+        asyncio.get_running_loop().call_later(ARM_AFTER_S, sweeper.arm)

@@ -85,6 +85,7 @@ def test_rss_is_flat_over_rounds_of_objects_created_and_deleted(
             operator.settle(quiet=1.0, timeout=60)
             sizes.append(rss_bytes(pid))
     first, last = sizes[0], sizes[-1]
+    print(f"RSS after each round: {', '.join(f'{size / 2**20:.1f} MiB' for size in sizes)}")
     assert last <= first * 1.10, f"RSS grew from {first >> 20} MiB to {last >> 20} MiB: {sizes}"
 
 
