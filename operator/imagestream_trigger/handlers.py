@@ -6,9 +6,10 @@ matters because ImageStreams are not ours. The workloads and BuildConfigs we
 write to are watched by ``watch.py``.
 
 kopf does not tell handlers when it lists again after a "410 Gone", and a
-relist carries no DELETED events for what vanished meanwhile; so a listed
-event (type None) after start-up schedules a sweep that lists the names and
-drops from the index what is gone.
+listing carries no DELETED events for what vanished meanwhile (nor does its
+first one, for what went between the start-up listing and kopf's own); so a
+listed event (type None) schedules a sweep (``Sweeper``) that lists the
+resource once more and drops from the index what is gone.
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ from imagestream_trigger.watch import list_pages
 log = logging.getLogger(__name__)
 
 SWEEP_DELAY_S = 2.0
-ARM_AFTER_S = 10.0
 
 
 class NoDiffBase(kopf.DiffBaseStorage):
@@ -72,11 +72,12 @@ def connection_info(api: Api) -> kopf.ConnectionInfo:
 
 
 class Sweeper:
-    """After kopf lists a resource again, find what was deleted while it did not watch.
+    """After kopf lists a resource, find what was deleted while it did not watch.
 
-    Armed a while after start-up (kopf's first listing repeats ours); then the first
-    listed event of a kind schedules one sweep of it, ``delay`` later: a LIST of its
-    objects, and intake drops from the index what the LIST lacks.
+    kopf's first listing, just after ours, closes the gap between the two; a later one
+    follows a "410 Gone". The first listed event of a kind schedules one sweep of it,
+    ``delay`` later: a LIST of its objects, and intake drops from the index what the
+    LIST lacks (of what was indexed before it was asked for).
     """
 
     def __init__(
@@ -93,15 +94,11 @@ class Sweeper:
         self.enqueue = enqueue
         self.selected = selected
         self.delay = delay
-        self.armed = False
         self._pending: dict[str, asyncio.TimerHandle] = {}
         self._running: set[asyncio.Task[None]] = set()
 
-    def arm(self) -> None:
-        self.armed = True
-
     def relisted(self, kind: str, resource: ApiResource) -> None:
-        if not self.armed or kind in self._pending:
+        if kind in self._pending:
             return
         loop = asyncio.get_running_loop()
 
@@ -114,6 +111,7 @@ class Sweeper:
         self._pending[kind] = loop.call_later(self.delay, start)
 
     async def sweep(self, kind: str, resource: ApiResource) -> None:
+        before = self.intake.known(kind)
         try:
             items, _ = await list_pages(self.api, resource, "", kind)
         except ApiError as error:  # the next relist schedules another sweep
@@ -125,7 +123,7 @@ class Sweeper:
             namespace = str(meta.get("namespace") or "")
             if self.selected(namespace):
                 present.add((namespace, str(meta.get("name") or "")))
-        self.enqueue(self.intake.forget_missing(kind, present))
+        self.enqueue(self.intake.forget_missing(kind, present, among=before))
 
 
 def register(
@@ -182,8 +180,3 @@ def register(
         # Back within seconds after an API outage, and never give up on a watch.
         settings.networking.error_backoffs = Backoffs()
         settings.watching.reconnect_backoff = 0.25
-
-    @kopf.on.startup(registry=registry)
-    async def arm_the_sweeper(**_: Any) -> None:
-        # kopf's own first listing repeats the start-up one; only later ones are relists.
-        asyncio.get_running_loop().call_later(ARM_AFTER_S, sweeper.arm)

@@ -100,12 +100,23 @@ class Intake:
         return wakes
 
     def forget_missing(
-        self, kind: str, present: Iterable[tuple[str, str]], namespace: str = ""
+        self,
+        kind: str,
+        present: Iterable[tuple[str, str]],
+        namespace: str = "",
+        *,
+        among: set[tuple[str, str]] | None = None,
     ) -> list[Wake]:
-        """After a relist of ``namespace`` ("" = all): what it lacks was deleted meanwhile."""
+        """After a relist of ``namespace`` ("" = all): what it lacks was deleted meanwhile.
+
+        ``among``: only these objects may be forgotten (those indexed before the list
+        was asked for; one created since may be missing from the answer, not gone).
+        """
         live = set(present)
         if namespace:
             live |= {key for key in self._known(kind) if key[0] != namespace}
+        if among is not None:
+            live |= self._known(kind) - among
         i = self.indexes
         wakes: list[Wake] = []
         if kind == "ImageStream":
@@ -127,6 +138,10 @@ class Intake:
                         TargetKind(kind), DELETED, _stub(kind, w.ref.namespace, w.ref.name)
                     )
         return wakes
+
+    def known(self, kind: str) -> set[tuple[str, str]]:
+        """(namespace, name) of every indexed object of ``kind``."""
+        return self._known(kind)
 
     def _known(self, kind: str) -> set[tuple[str, str]]:
         i = self.indexes
