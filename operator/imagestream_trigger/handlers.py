@@ -77,7 +77,10 @@ class Sweeper:
     kopf's first listing, just after ours, closes the gap between the two; a later one
     follows a "410 Gone". The first listed event of a kind schedules one sweep of it,
     ``delay`` later: a LIST of its objects, and intake drops from the index what the
-    LIST lacks (of what was indexed before it was asked for).
+    LIST lacks (of what was indexed before it was asked for). A relist of our own watch
+    (``everything``) sweeps both kinds as well: what expires one resourceVersion (a
+    compaction, an API server restart) expires them all, and kopf's listing of an empty
+    result has no event to call us with.
     """
 
     def __init__(
@@ -96,6 +99,12 @@ class Sweeper:
         self.delay = delay
         self._pending: dict[str, asyncio.TimerHandle] = {}
         self._running: set[asyncio.Task[None]] = set()
+
+    def everything(self) -> None:
+        """Sweep both kopf-watched resources: our own watch just found its resourceVersion
+        expired, and kopf's listing of an empty result gives no event to notice it by."""
+        self.relisted("ImageStream", IMAGESTREAM_RESOURCE)
+        self.relisted(IMAGETRIGGER, IMAGETRIGGER_RESOURCE)
 
     def relisted(self, kind: str, resource: ApiResource) -> None:
         if kind in self._pending:
@@ -131,12 +140,11 @@ def register(
     intake: Intake,
     enqueue: Callable[[list[Wake]], None],
     api: Api,
+    sweeper: Sweeper,
     *,
-    selected: Callable[[str], bool],
     on_stream_event: Callable[[str | None], None] = lambda type: None,
 ) -> None:
     """Attach every handler to ``registry`` (a fresh one per operator run)."""
-    sweeper = Sweeper(api, intake, enqueue, selected=selected)
 
     streams = IMAGESTREAM_RESOURCE
 

@@ -266,6 +266,7 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
             controller_.enqueue(wakes)
             _gauges(metrics, indexes)
 
+        sweeper = handlers.Sweeper(api, intake, enqueue, selected=selected)
         events.start()
         controller.start()
         enqueue(intake.everything())
@@ -280,7 +281,7 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
                     str(kind),
                     namespace,
                     on_event=on_event,
-                    on_relisted=functools.partial(_relisted, intake, enqueue, str(kind)),
+                    on_relisted=functools.partial(_relisted, intake, enqueue, sweeper, str(kind)),
                     selected=selected,
                 )
                 tasks.append(asyncio.create_task(watch.run(versions[(str(kind), namespace)])))
@@ -293,7 +294,7 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
             intake,
             enqueue,
             api,
-            selected=selected,
+            sweeper,
             on_stream_event=lambda type: metrics.imagestream_events.labels(type or "LISTED").inc(),
         )
         liveness = (
@@ -345,11 +346,13 @@ def _target_event(
 def _relisted(
     intake: Intake,
     enqueue: Callable[[list[Wake]], None],
+    sweeper: handlers.Sweeper,
     kind: str,
     namespace: str,
     present: set[tuple[str, str]],
 ) -> None:
     enqueue(intake.forget_missing(kind, present, namespace))
+    sweeper.everything()
 
 
 def _gauges(metrics: Metrics, indexes: Indexes) -> None:

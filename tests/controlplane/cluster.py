@@ -413,6 +413,17 @@ class ControlPlane:
         self.restart_apiserver(timeout=timeout)
         return revision
 
+    def delete_unseen(self, key: str) -> int:
+        """Delete ``key`` (e.g. /registry/GROUP/PLURAL/NS/NAME) in etcd itself, then
+        compact: with kube-apiserver stopped, no watch can ever deliver that DELETED
+        event, as when a client lists again after "410 Gone". Returns how many keys went.
+        """
+        deleted = self._etcd("/v3/kv/deleterange", {"key": _b64(key)})
+        for _ in range(2):
+            self._etcd("/v3/kv/put", {"key": _b64(_BUMP_KEY), "value": _b64("bump")})
+        self.compact_etcd()
+        return int(deleted.get("deleted", 0))
+
     def _etcd(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         # etcd's v3 JSON gateway: bytes as base64, int64 as strings.
         request = urllib.request.Request(

@@ -8,14 +8,17 @@ traceback in its log.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from tests.controlplane.cluster import ControlPlane
-from tests.controlplane.kube import Kube
+from tests.controlplane.kube import Kube, path_for
 from tests.controlplane.operator_process import OperatorProcess
 from tests.e2e.objects import (
     REPO,
+    TRIGGERS,
     annotated_web,
     create,
+    image_stream,
     image_trigger,
     images_of,
     imported,
@@ -74,6 +77,37 @@ def test_expired_watches_are_listed_again_and_nothing_is_missed(
     # Our own Deployment watch had to list again to get there.
     assert operator.metrics().get(lists, 0) > listed
     no_traceback(operator)
+
+
+def test_a_stream_deleted_where_no_watch_could_see_it_is_found_gone(
+    kube: Kube, namespace: str, control_plane: ControlPlane, operator: OperatorProcess
+) -> None:
+    image_stream(kube, namespace)
+    create(kube, namespace, workload("Deployment", "api", {"api": f"{REPO}:latest"}))
+    create(
+        kube,
+        namespace,
+        image_trigger("follow", "app:latest", [{"kind": "Deployment", "name": "api"}]),
+    )
+    imported(kube, namespace)
+    follow = path_for(TRIGGERS, "imagetriggers", namespace, "follow")
+    kube.wait_for(follow, lambda t: ready(t).get("reason") == "Applied")
+
+    # Gone while kube-apiserver is down, and compacted away: kopf gets "410 Gone", lists
+    # again, and that listing has no DELETED event to give.
+    control_plane.stop_apiserver()
+    try:
+        key = f"/registry/image.openshift.io/imagestreams/{namespace}/app"
+        assert control_plane.delete_unseen(key) == 1
+    finally:
+        control_plane.start_apiserver()
+    kube.wait_for(follow, lambda t: ready(t).get("reason") == "SourceNotFound", timeout=30)
+    no_traceback(operator)
+
+
+def ready(trigger: dict[str, Any]) -> dict[str, Any]:
+    conditions = trigger.get("status", {}).get("conditions", [])
+    return next((c for c in conditions if c.get("type") == "Ready"), {})
 
 
 def test_a_proxy_answering_503_for_5s_delays_the_change_and_loses_nothing(

@@ -89,3 +89,18 @@ async def test_a_failed_sweep_changes_nothing(caplog: Any) -> None:
     assert len(intake.indexes.streams) == 2
     assert woken == []
     assert "could not list imagestreams" in caplog.text
+
+
+async def test_a_relist_of_our_own_watch_sweeps_both_kopf_resources() -> None:
+    intake, api, woken = rig()
+    api.on("GET", "/imagestreams", {"metadata": {}, "items": [imagestream(name="app")]})
+    api.on("GET", "/imagetriggers", {"metadata": {}, "items": []})
+    sweeper = Sweeper(cast(Api, api), intake, woken.extend, selected=lambda ns: True, delay=0)
+    sweeper.everything()
+    for _ in range(100):
+        if len(api.calls) == 2 and not sweeper._running:
+            break
+        await asyncio.sleep(0.01)
+    assert sorted(c.path.rsplit("/", 1)[1] for c in api.calls) == ["imagestreams", "imagetriggers"]
+    assert intake.indexes.streams.get("demo", "gone") is None
+    assert len(intake.indexes.triggers) == 0
