@@ -196,7 +196,11 @@ async def prime(api: Api, settings: Settings, intake: Intake) -> dict[tuple[str,
             try:
                 items, version = await list_pages(api, resource, namespace, kind)
             except NotFoundError:
-                log.info("%s are not served here: nothing to follow there", resource.plural)
+                log.info(
+                    "%s are not served here: nothing to follow there (restart the operator "
+                    "once they are)",
+                    resource.plural,
+                )
                 continue
             versions[(kind, namespace)] = version
             for item in items:
