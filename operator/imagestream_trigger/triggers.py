@@ -70,6 +70,7 @@ class ProblemCode(StrEnum):
     ContainerNotFound = "ContainerNotFound"  # the selector matches no container
     DuplicateContainer = "DuplicateContainer"  # two entries select the same container
     NestedTooDeeply = "NestedTooDeeply"  # arrays/objects nested more than MAX_DEPTH levels
+    PauseKeyIgnored = "PauseKeyIgnored"  # "pause" (the console's key), not "paused": not paused
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +149,8 @@ class _Entry:
     api_version: str = ""
     field_path: str = ""
     paused: bool = False
+    # A "pause" key (as the web console writes it), which Go ignores: (key, value) or None.
+    pause_key: tuple[str, Any] | None = None
 
 
 _ABSENT: Final = _Entry()
@@ -219,6 +222,19 @@ def parse_triggers_annotation(
             problems.keep(problem)
         if trigger is not None:
             triggers.append(trigger)
+            if (
+                entry.pause_key is not None
+                and (entry.pause_key[1] is True or _truthy(entry.pause_key[1]))
+                and not trigger.paused
+            ):
+                # Meant to pause, but honoured all the same, as OpenShift does: a warning.
+                problems.add(
+                    ProblemCode.PauseKeyIgnored,
+                    _pause_key_message,
+                    number,
+                    trigger,
+                    *entry.pause_key,
+                )
     return tuple(triggers), problems.result()
 
 
@@ -380,8 +396,11 @@ def _decode_entry(number: int, element: Any, problems: _Problems) -> _Entry:
         problems.add(ProblemCode.InvalidType, _not_object_message, number, element)
         return _ABSENT
     fields: dict[str, Any] = {}
+    pause_key: tuple[str, Any] | None = None
     for key, item in element.items():
         folded = _fold(key)
+        if folded == "pause" and item is not None:
+            pause_key = (key, item)
         if item is None or folded not in ("from", "fieldpath", "paused"):
             continue
         if folded == "paused" and not isinstance(item, bool):
@@ -410,6 +429,7 @@ def _decode_entry(number: int, element: Any, problems: _Problems) -> _Entry:
         api_version=reference.get("apiversion", ""),
         field_path=fields.get("fieldpath", ""),
         paused=fields.get("paused", False),
+        pause_key=pause_key,
     )
 
 
@@ -425,6 +445,15 @@ def _paused_message(number: int, key: str, item: Any) -> str:
         f"trigger [{number}] has {_q(key)}: {_dump(item)}, but OpenShift accepts "
         f"only a JSON boolean; {_WHOLE}. Write {_q(key)}: "
         f"{'true' if _truthy(item) else 'false'} without quotes."
+    )
+
+
+def _pause_key_message(number: int, trigger: AnnotationTrigger, key: str, item: Any) -> str:
+    return (
+        f"trigger [{number}] has {_q(key)}: {_dump(item)}, a key OpenShift does not know (the "
+        'web console writes it when "auto deploy" is unchecked), so this trigger is not '
+        f"paused: the container follows {_plain(str(trigger.source))}. To pause it, write "
+        '"paused": true (a JSON boolean).'
     )
 
 

@@ -196,3 +196,25 @@ def test_native_annotations_can_be_turned_off(
     }
     assert updates, "the series exist (at zero) from the start"
     assert set(updates.values()) == {0.0}
+
+
+def test_the_consoles_pause_key_is_warned_about_and_the_tag_still_followed(
+    kube: Kube, namespace: str, operator: OperatorProcess
+) -> None:
+    # What the console writes when "auto deploy" is unchecked: a key OpenShift ignores.
+    web = annotated_web(
+        kube, namespace, annotation=trigger_annotation(by_name("web", pause="true"))
+    )
+    first = imported(kube, namespace)
+    kube.wait_for(web, lambda d: images_of(d)["web"] == first.reference)  # as OpenShift does
+    kube.wait_for(
+        path_for("v1", "events", namespace),
+        lambda _: any(
+            e["type"] == "Warning" and "is not paused" in e["message"]
+            for e in events_for(kube, namespace, "web")
+        ),
+    )
+    reason = (
+        'imagestream_trigger_invalid_triggers_total{reason="PauseKeyIgnored",source="annotation"}'
+    )
+    assert operator.metrics()[reason] == 1

@@ -251,6 +251,18 @@ def test_annotated_change_is_planned(kind: str) -> None:
     assert plan.workload == deployment_info(body)
 
 
+def test_the_consoles_pause_key_is_reported_and_the_change_still_planned() -> None:
+    # The console writes "pause": "true"; OpenShift ignores the key and rolls out, and
+    # so do we (parity), while saying why the workload was not held back.
+    entries = json.loads(annotation("Deployment", ("app:latest", "web")))
+    del entries[0]["paused"]
+    entries[0]["pause"] = "true"
+    body = workload(triggers=json.dumps(entries))
+    plan = plan_annotated(_is_world(world(imagestream(), body)), deployment_info(body))
+    assert plan.changes == (ImageChange(container("web", OLD), NEW, APP),)
+    assert [p.reason for p in plan.problems] == [ProblemCode.PauseKeyIgnored]
+
+
 def test_annotated_cross_namespace_follows_the_other_namespace() -> None:
     body = workload(triggers=annotation("Deployment", ("app:latest", "web"), namespace="shared"))
     w = world(imagestream(namespace="shared"), imagestream(namespace="demo"), body)

@@ -783,3 +783,43 @@ def test_describe_containers_lists_at_most_ten_names_of_each_kind() -> None:
         'containers "c0", "c1", "c2", "c3", "c4", "c5", "c6", "c7", "c8", "c9" and 2 more and '
         'init containers "c12", "c13", "c14"'
     )
+
+
+# -- the console's "pause" key ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "pause",
+    [
+        pytest.param({"pause": "true"}, id="console-string"),
+        pytest.param({"pause": True}, id="boolean"),
+        pytest.param({"Pause": "TRUE"}, id="any-case"),
+    ],
+)
+def test_the_consoles_pause_key_is_ignored_as_by_openshift_and_reported(
+    pause: dict[str, Any],
+) -> None:
+    triggers, problems = parse(annotation(entry(**pause)))
+    # Go's decoder knows only "paused": the trigger stays active, as OpenShift has it.
+    assert triggers == (AnnotationTrigger(APP_LATEST, by_name("web"), False, WEB),)
+    [problem] = problems
+    assert problem.reason == ProblemCode.PauseKeyIgnored
+    assert '"auto deploy"' in problem.message
+    assert "is not paused" in problem.message
+    assert "demo/app:latest" in problem.message
+    assert '"paused": true' in problem.message
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        pytest.param({"pause": "false"}, id="pause-false"),
+        pytest.param({"pause": False}, id="pause-false-boolean"),
+        pytest.param({"pause": "true", "paused": True}, id="paused-as-well"),
+        pytest.param({"pause": None}, id="pause-null"),
+    ],
+)
+def test_a_pause_key_that_changes_nothing_is_not_reported(extra: dict[str, Any]) -> None:
+    triggers, problems = parse(annotation(entry(**extra)))
+    assert problems == ()
+    assert [t.paused for t in triggers] == [bool(extra.get("paused"))]
