@@ -70,7 +70,7 @@ class ProblemCode(StrEnum):
     ContainerNotFound = "ContainerNotFound"  # the selector matches no container
     DuplicateContainer = "DuplicateContainer"  # two entries select the same container
     NestedTooDeeply = "NestedTooDeeply"  # arrays/objects nested more than MAX_DEPTH levels
-    PauseKeyIgnored = "PauseKeyIgnored"  # "pause" (the console's key), not "paused": not paused
+    PauseKeyIgnored = "PauseKeyIgnored"  # "pause": "true" instead of "paused": not paused
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,7 +149,7 @@ class _Entry:
     api_version: str = ""
     field_path: str = ""
     paused: bool = False
-    # A "pause" key (as the web console writes it), which Go ignores: (key, value) or None.
+    # A "pause" key (a slip for "paused"), which Go ignores: (key, value) or None.
     pause_key: tuple[str, Any] | None = None
 
 
@@ -450,10 +450,9 @@ def _paused_message(number: int, key: str, item: Any) -> str:
 
 def _pause_key_message(number: int, trigger: AnnotationTrigger, key: str, item: Any) -> str:
     return (
-        f"trigger [{number}] has {_q(key)}: {_dump(item)}, a key OpenShift does not know (the "
-        'web console writes it when "auto deploy" is unchecked), so this trigger is not '
-        f"paused: the container follows {_plain(str(trigger.source))}. To pause it, write "
-        '"paused": true (a JSON boolean).'
+        f"trigger [{number}] has {_q(key)}: {_dump(item)}, a key OpenShift does not know "
+        '(the key is "paused"), so this trigger is not paused: the container follows '
+        f'{_plain(str(trigger.source))}. To pause it, write "paused": true (a JSON boolean).'
     )
 
 

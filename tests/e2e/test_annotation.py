@@ -198,10 +198,10 @@ def test_native_annotations_can_be_turned_off(
     assert set(updates.values()) == {0.0}
 
 
-def test_the_consoles_pause_key_is_warned_about_and_the_tag_still_followed(
+def test_a_pause_key_is_warned_about_and_the_tag_still_followed(
     kube: Kube, namespace: str, operator: OperatorProcess
 ) -> None:
-    # What the console writes when "auto deploy" is unchecked: a key OpenShift ignores.
+    # "pause" for "paused": a key OpenShift ignores, so it follows the tag all the same.
     web = annotated_web(
         kube, namespace, annotation=trigger_annotation(by_name("web", pause="true"))
     )

@@ -251,9 +251,9 @@ def test_annotated_change_is_planned(kind: str) -> None:
     assert plan.workload == deployment_info(body)
 
 
-def test_the_consoles_pause_key_is_reported_and_the_change_still_planned() -> None:
-    # The console writes "pause": "true"; OpenShift ignores the key and rolls out, and
-    # so do we (parity), while saying why the workload was not held back.
+def test_a_pause_key_is_reported_and_the_change_still_planned() -> None:
+    # "pause": "true" (for "paused"): OpenShift ignores the key and rolls out, and so do
+    # we (parity), while saying why the workload was not held back.
     entries = json.loads(annotation("Deployment", ("app:latest", "web")))
     del entries[0]["paused"]
     entries[0]["pause"] = "true"
