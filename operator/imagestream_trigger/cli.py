@@ -39,7 +39,11 @@ Credentials: in a pod, its ServiceAccount; elsewhere $KUBECONFIG or ~/.kube/conf
 def _help(field: str) -> str:
     info = Settings.model_fields[field]
     default = info.default
-    shown = (",".join(default) or "all") if isinstance(default, tuple) else default
+    shown = (
+        (",".join(default) or "all")
+        if isinstance(default, tuple)
+        else ("empty" if default == "" else default)
+    )
     return f"{info.description} (default: {shown}; env {ENV_PREFIX + field.upper()})"
 
 
@@ -78,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
         action=argparse.BooleanOptionalAction,
         default=None,
         help=_help("native_annotations"),
+    )
+    run.add_argument(
+        "--internal-registry-hostname", metavar="HOST", help=_help("internal_registry_hostname")
     )
     run.add_argument(
         "--dry-run", action=argparse.BooleanOptionalAction, default=None, help=_help("dry_run")

@@ -156,15 +156,16 @@ def object_ref(body: Mapping[str, Any]) -> ObjectRef:
     )
 
 
-def stream_info(body: Mapping[str, Any]) -> StreamInfo:
+def stream_info(body: Mapping[str, Any], *, internal_registry: str = "") -> StreamInfo:
+    """``internal_registry``: see ``resolve.resolve_tag``."""
     meta = _meta(body)
     annotations = meta.get("annotations")
     raw = annotations.get(ALLOWED_NAMESPACES_ANNOTATION) if isinstance(annotations, Mapping) else ""
     return StreamInfo(
         namespace=_str(meta.get("namespace")),
         name=_str(meta.get("name")),
-        tags=resolve_all(body),
-        repositories=stream_repositories(body),
+        tags=resolve_all(body, internal_registry=internal_registry),
+        repositories=stream_repositories(body, internal_registry=internal_registry),
         allowed_namespaces=frozenset(p.strip() for p in _str(raw).split(",") if p.strip()),
     )
 

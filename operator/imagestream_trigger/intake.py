@@ -65,8 +65,11 @@ class Intake:
         native: bool,
         clock: Callable[[], float] = time.monotonic,
         on_moved: Callable[[TagRef, str], None] = lambda tag, reference: None,
+        internal_registry: str = "",
     ) -> None:
         self.indexes = indexes
+        # The integrated registry's hostname, for Local tags (resolve.resolve_tag).
+        self.internal_registry = internal_registry
         self.overlay = overlay
         self.native = native
         self.clock = clock
@@ -79,7 +82,7 @@ class Intake:
         """Index an object from the start-up listing: state, not news (no wake)."""
         i = self.indexes
         if kind == "ImageStream":
-            i.streams.put(stream_info(body))
+            i.streams.put(stream_info(body, internal_registry=self.internal_registry))
         elif kind == IMAGETRIGGER:
             i.triggers.put(trigger_info(body))
         elif kind == TargetKind.BuildConfig:
@@ -165,7 +168,7 @@ class Intake:
             if streams.delete(ref.namespace, ref.name) is None:
                 return []
             return self._triggers_following(ref.namespace, ref.name)
-        info = stream_info(body)
+        info = stream_info(body, internal_registry=self.internal_registry)
         previous = streams.get(ref.namespace, ref.name)
         before = previous.tags if previous is not None else {}
         now = self.clock()

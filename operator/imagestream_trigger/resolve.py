@@ -44,18 +44,27 @@ class ResolvedImage:
     created: str | None  # RFC 3339 time the tag event was recorded, for the latency metric
 
 
-def resolve_tag(stream: Mapping[str, Any], tag: str) -> ResolvedImage | None:
-    """Resolve ``tag`` of an ImageStream body, or None when OpenShift would not resolve it."""
-    return _Tags(stream).resolve(tag)
+def resolve_tag(
+    stream: Mapping[str, Any], tag: str, *, internal_registry: str = ""
+) -> ResolvedImage | None:
+    """Resolve ``tag`` of an ImageStream body, or None when OpenShift would not resolve it.
+
+    ``internal_registry``: the integrated registry's hostname, which OpenShift's trigger
+    controller puts in front of ``namespace/stream`` for a ``Local`` tag when the stream's
+    status has no ``dockerImageRepository`` (its ``tagRetriever``).
+    """
+    return _Tags(stream, internal_registry).resolve(tag)
 
 
-def resolve_all(stream: Mapping[str, Any]) -> dict[str, ResolvedImage]:
+def resolve_all(
+    stream: Mapping[str, Any], *, internal_registry: str = ""
+) -> dict[str, ResolvedImage]:
     """Resolve every tag in ``status.tags``; the ones that do not resolve are left out.
 
     Comparing two results tells which tags changed: that is how "ImageStreamTag events"
     are derived, since ImageStreamTags cannot be watched. Linear in the size of the body.
     """
-    tags = _Tags(stream)
+    tags = _Tags(stream, internal_registry)
     resolved: dict[str, ResolvedImage] = {}
     for name in tags.status:
         image = tags.resolve(name) if name else None
@@ -81,7 +90,9 @@ def image_repository(pull_spec: str) -> str:
     return repository
 
 
-def stream_repositories(stream: Mapping[str, Any]) -> frozenset[str]:
+def stream_repositories(
+    stream: Mapping[str, Any], *, internal_registry: str = ""
+) -> frozenset[str]:
     """Every repository an image of this stream may be pulled from.
 
     A container whose image's repository is in this set already follows the stream, so an
@@ -91,7 +102,7 @@ def stream_repositories(stream: Mapping[str, Any]) -> frozenset[str]:
     spec = _mapping(body.get("spec"))
     status = _mapping(body.get("status"))
     specs: list[str] = [
-        _str(status.get("dockerImageRepository")),
+        _str(status.get("dockerImageRepository")) or _internal(body, internal_registry),
         _str(status.get("publicDockerImageRepository")),
         _str(spec.get("dockerImageRepository")),
     ]
@@ -111,12 +122,14 @@ class _Tags:
 
     __slots__ = ("local_repository", "spec", "status")
 
-    def __init__(self, stream: Any) -> None:
+    def __init__(self, stream: Any, internal_registry: str = "") -> None:
         body = _mapping(stream)
         status = _mapping(body.get("status"))
         self.status = _by_name(status.get("tags"), "tag")
         self.spec = _by_name(_mapping(body.get("spec")).get("tags"), "name")
-        self.local_repository = _str(status.get("dockerImageRepository"))
+        self.local_repository = _str(status.get("dockerImageRepository")) or _internal(
+            body, internal_registry
+        )
 
     def resolve(self, tag: str) -> ResolvedImage | None:
         tag = _str(tag)
@@ -144,6 +157,15 @@ class _Tags:
             image=image,
             created=_str(created) if isinstance(created, str) else None,
         )
+
+
+def _internal(body: Mapping[str, Any], registry: str) -> str:
+    """``<registry>/<namespace>/<stream>``, the repository OpenShift's trigger controller
+    assumes when the status names none; "" without a registry hostname (it then falls
+    back to the item's own reference, as OpenShift does when the hostname is unset)."""
+    meta = _mapping(body.get("metadata"))
+    namespace, name = _str(meta.get("namespace")), _str(meta.get("name"))
+    return f"{registry}/{namespace}/{name}" if registry and namespace and name else ""
 
 
 # Bodies come from the API as untyped JSON; these keep a malformed field from raising.

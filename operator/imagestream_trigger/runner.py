@@ -249,7 +249,13 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
             metrics.tag_changes.inc()
             log.info("tag %s moved to %s", tag, reference)
 
-        intake = Intake(indexes, writer.overlay, native=settings.native_annotations, on_moved=moved)
+        intake = Intake(
+            indexes,
+            writer.overlay,
+            native=settings.native_annotations,
+            on_moved=moved,
+            internal_registry=settings.internal_registry_hostname,
+        )
         reporter = Reporter(api, events, metrics)
         controller = Controller(
             Reconciler(indexes, writer, reporter), metrics, workers=settings.workers

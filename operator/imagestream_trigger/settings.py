@@ -37,6 +37,17 @@ class Settings(BaseModel):
             "handle ImageTriggers only)."
         ),
     )
+    internal_registry_hostname: str = Field(
+        default="",
+        description=(
+            "The integrated registry's hostname as OpenShift's trigger controller is configured "
+            "with (images.config.openshift.io/cluster status.internalRegistryHostname). Only "
+            "used for a tag with referencePolicy Local on a stream whose status names no "
+            "dockerImageRepository: it then resolves to HOSTNAME/NAMESPACE/STREAM@DIGEST. "
+            "Empty: the image's own reference, as OpenShift does when no hostname is configured "
+            "(which is also when the status lacks a dockerImageRepository)."
+        ),
+    )
     dry_run: bool = Field(
         default=False,
         description="Decide and report everything, write nothing to any target.",

@@ -14,6 +14,7 @@ from imagestream_trigger.settings import ENV_PREFIX, Settings
 FLAGS = {
     "namespaces": "--namespace",
     "native_annotations": "--native-annotations",
+    "internal_registry_hostname": "--internal-registry-hostname",
     "dry_run": "--dry-run",
     "metrics_port": "--metrics-port",
     "health_port": "--health-port",

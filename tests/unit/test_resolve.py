@@ -368,3 +368,50 @@ def test_stream_repositories_skips_pull_specs_without_a_repository() -> None:
 def test_image_repository_of_a_non_string_is_empty() -> None:
     assert image_repository(None) == ""  # type: ignore[arg-type]
     assert image_repository(["app:v1"]) == ""  # type: ignore[arg-type]
+
+
+# -- Local with no dockerImageRepository in the status ----------------------------------
+# openshift-controller-manager's tagRetriever: the repository becomes
+# <internalRegistryHostname>/<namespace>/<stream>, then the Local rule applies; with no
+# hostname configured the item's own reference is used.
+
+HOST = "image-registry.openshift-image-registry.svc:5000"
+NO_STATUS_REPO = stream(
+    spec_tags=[spec_tag("latest", "Local"), spec_tag("plain")],
+    status_tags=[
+        {"tag": "latest", "items": [item(B)]},
+        {"tag": "plain", "items": [item(A)]},
+    ],
+    local=None,
+)
+
+
+def test_local_without_a_status_repository_goes_through_the_internal_registry() -> None:
+    resolved = resolve_tag(NO_STATUS_REPO, "latest", internal_registry=HOST)
+    assert resolved == ResolvedImage(f"{HOST}/demo/app@{B}", B, "2025-01-10T10:15:02Z")
+    # Only Local tags: a Source tag keeps the item's own reference.
+    assert resolve_tag(NO_STATUS_REPO, "plain", internal_registry=HOST) == ResolvedImage(
+        f"quay.io/acme/app@{A}", A, "2025-01-10T10:15:02Z"
+    )
+    assert resolve_all(NO_STATUS_REPO, internal_registry=HOST)["latest"] == resolved
+
+
+def test_local_without_any_registry_hostname_keeps_the_items_reference() -> None:
+    assert resolve_tag(NO_STATUS_REPO, "latest") == ResolvedImage(
+        f"quay.io/acme/app@{B}", B, "2025-01-10T10:15:02Z"
+    )
+
+
+def test_a_status_repository_wins_over_the_internal_registry() -> None:
+    body = stream(
+        spec_tags=[spec_tag("latest", "Local")],
+        status_tags=[{"tag": "latest", "items": [item(B)]}],
+    )
+    resolved = resolve_tag(body, "latest", internal_registry="elsewhere:5000")
+    assert resolved is not None
+    assert resolved.reference == f"{LOCAL_REPO}@{B}"
+
+
+def test_the_internal_repository_counts_as_one_the_stream_is_pulled_from() -> None:
+    assert f"{HOST}/demo/app" in stream_repositories(NO_STATUS_REPO, internal_registry=HOST)
+    assert f"{HOST}/demo/app" not in stream_repositories(NO_STATUS_REPO)

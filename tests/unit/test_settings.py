@@ -12,6 +12,7 @@ from imagestream_trigger.settings import ENV_PREFIX, Settings, from_sources
 DEFAULTS = {
     "namespaces": (),
     "native_annotations": True,
+    "internal_registry_hostname": "",
     "dry_run": False,
     "metrics_port": 8080,
     "health_port": 8081,
@@ -68,6 +69,7 @@ def test_every_field_is_read_from_its_variable() -> None:
     variables = env(
         namespaces="a",
         native_annotations="false",
+        internal_registry_hostname="registry.example:5000",
         dry_run="true",
         metrics_port="1",
         health_port="2",
@@ -82,6 +84,7 @@ def test_every_field_is_read_from_its_variable() -> None:
     assert from_sources({}, variables).model_dump() == {
         "namespaces": ("a",),
         "native_annotations": False,
+        "internal_registry_hostname": "registry.example:5000",
         "dry_run": True,
         "metrics_port": 1,
         "health_port": 2,
