@@ -199,8 +199,26 @@ def workload_info(kind: TargetKind, body: Mapping[str, Any], *, native: bool) ->
 
 
 def buildconfig_info(body: Mapping[str, Any]) -> BuildConfigInfo:
+    """Project a BuildConfig; ``built`` holds what OpenShift's own controller would not
+    build again: each imageChange trigger's lastTriggeredImageID from the status, and
+    from the spec too, where BuildConfigs last triggered before OpenShift 4.8 keep it
+    (openshift-controller-manager's buildconfigs reactor still checks both)."""
     ref = object_ref(body)
     built: set[tuple[str, str]] = set()
+    spec = body.get("spec")
+    spec = spec if isinstance(spec, Mapping) else {}
+    triggers = spec.get("triggers")
+    for trigger in triggers if isinstance(triggers, list) else []:
+        change = trigger.get("imageChange") if isinstance(trigger, Mapping) else None
+        if not isinstance(change, Mapping):
+            continue
+        image = _str(change.get("lastTriggeredImageID"))
+        source = change.get("from")
+        # No "from": the trigger follows the strategy's own image.
+        source = source if isinstance(source, Mapping) and source else _strategy_from(spec)
+        name = _str(source.get("name")) if source.get("kind") == "ImageStreamTag" else ""
+        if image and name:
+            built.add((f"{_str(source.get('namespace')) or ref.namespace}/{name}", image))
     status = body.get("status")
     records = status.get("imageChangeTriggers") if isinstance(status, Mapping) else None
     for record in records if isinstance(records, list) else []:
@@ -212,6 +230,17 @@ def buildconfig_info(body: Mapping[str, Any]) -> BuildConfigInfo:
         if image and name:
             built.add((f"{_str(source.get('namespace')) or ref.namespace}/{name}", image))
     return BuildConfigInfo(ref=ref, labels=_labels(_meta(body)), built=frozenset(built))
+
+
+def _strategy_from(spec: Mapping[str, Any]) -> Mapping[str, Any]:
+    strategy = spec.get("strategy")
+    strategy = strategy if isinstance(strategy, Mapping) else {}
+    for key in ("sourceStrategy", "dockerStrategy", "customStrategy"):
+        chosen = strategy.get(key)
+        if isinstance(chosen, Mapping) and isinstance(chosen.get("from"), Mapping):
+            found: Mapping[str, Any] = chosen["from"]
+            return found
+    return {}
 
 
 def trigger_info(body: Mapping[str, Any]) -> TriggerInfo:

@@ -206,7 +206,10 @@ def buildconfig(
             "resourceVersion": "99",
         },
         "spec": {
-            "strategy": {"type": "Docker", "dockerStrategy": {}},
+            "strategy": {
+                "type": "Docker",
+                "dockerStrategy": {"from": {"kind": "ImageStreamTag", "name": "base:v1"}},
+            },
             "triggers": spec_triggers or [],
         },
         "status": {"lastVersion": 3},
@@ -710,8 +713,8 @@ def change_trigger(name: str, namespace: str | None, image: str | None) -> dict[
                 }
             ],
             None,
-            frozenset(),
-            id="spec-lastTriggeredImageID-ignored",
+            frozenset({("demo/app:latest", f"quay.io/acme/app@{B}")}),
+            id="spec-lastTriggeredImageID-before-4.8",
         ),
         pytest.param(
             [
@@ -724,12 +727,37 @@ def change_trigger(name: str, namespace: str | None, image: str | None) -> dict[
                 }
             ],
             [change_trigger("app:latest", None, f"quay.io/acme/app@{A}")],
-            frozenset({("demo/app:latest", f"quay.io/acme/app@{A}")}),
-            id="status-wins-over-spec",
+            frozenset(
+                {
+                    ("demo/app:latest", f"quay.io/acme/app@{A}"),
+                    ("demo/app:latest", f"quay.io/acme/app@{B}"),
+                }
+            ),
+            id="status-and-spec-both-count",
+        ),
+        pytest.param(
+            [{"type": "ImageChange", "imageChange": {"lastTriggeredImageID": f"x@{B}"}}],
+            None,
+            frozenset({("demo/base:v1", f"x@{B}")}),
+            id="spec-trigger-without-from-follows-the-strategy-image",
+        ),
+        pytest.param(
+            [
+                {
+                    "type": "ImageChange",
+                    "imageChange": {
+                        "from": {"kind": "DockerImage", "name": "a:b"},
+                        "lastTriggeredImageID": f"x@{B}",
+                    },
+                }
+            ],
+            None,
+            frozenset(),
+            id="spec-trigger-not-on-an-imagestreamtag",
         ),
     ],
 )
-def test_buildconfig_built_comes_from_status_only(
+def test_buildconfig_built_comes_from_status_and_from_the_pre_4_8_spec_field(
     spec_triggers: list[dict[str, Any]] | None,
     status_triggers: list[dict[str, Any]] | None,
     expected: frozenset[tuple[str, str]],
