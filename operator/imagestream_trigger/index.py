@@ -316,7 +316,8 @@ class WorkloadIndex:
         self._by[info.id] = info
         _add(self._names, (info.ref.kind, info.ref.namespace), info.ref.name)
         for trigger in info.triggers:
-            _add(self._followers, (trigger.source.namespace, trigger.source.stream), info.id)
+            if trigger.watched:
+                _add(self._followers, (trigger.source.namespace, trigger.source.stream), info.id)
         if info.annotated:
             self._annotated[info.ref.kind] = self._annotated.get(info.ref.kind, 0) + 1
         return previous
@@ -330,7 +331,10 @@ class WorkloadIndex:
     def _unlink(self, info: WorkloadInfo) -> None:
         _discard(self._names, (info.ref.kind, info.ref.namespace), info.ref.name)
         for trigger in info.triggers:
-            _discard(self._followers, (trigger.source.namespace, trigger.source.stream), info.id)
+            if trigger.watched:
+                _discard(
+                    self._followers, (trigger.source.namespace, trigger.source.stream), info.id
+                )
         if info.annotated:
             self._annotated[info.ref.kind] -= 1
 

@@ -198,7 +198,8 @@ class Intake:
             for kind, namespace, name in self.indexes.workloads.followers(ref.namespace, ref.name):
                 workload = self.indexes.workloads.get(kind, namespace, name)
                 if workload is not None and any(
-                    t.source.namespace == ref.namespace
+                    t.watched
+                    and t.source.namespace == ref.namespace
                     and t.source.stream == ref.name
                     and t.source.tag in changed
                     for t in workload.triggers

@@ -28,11 +28,14 @@ The WHOLE annotation is ignored by OpenShift when:
 ONE entry is ignored (the others still work) when:
 
 - it is paused;
-- ``from.kind`` is not ``ImageStreamTag`` or ``from.apiVersion`` is set (the cache indexer
-  skips it, so its stream never wakes the workload);
 - ``from.name`` has no ":" (``SplitImageStreamTag`` fails; ``"app:"`` means ``app:latest``);
 - its fieldPath does not start with the kind's pod-spec base (``continue`` in
   ``UpdateObjectFromImages``).
+
+ONE entry is followed only in part when ``from.kind`` is not ``ImageStreamTag`` or
+``from.apiVersion`` is set: the cache indexer skips it, so a move of its tag never wakes
+the workload, but ``UpdateObjectFromImages`` checks neither field and applies it whenever
+the workload is processed. It is returned with ``watched=False``, and reported.
 
 OpenShift says nothing to the user in all of these cases; we return a ``Problem`` for each
 (at most ``MAX_PROBLEMS`` of them: a hostile annotation can hold 100,000 bad entries).
@@ -62,7 +65,7 @@ class ProblemCode(StrEnum):
     InvalidJSON = "InvalidJSON"  # not JSON at all
     InvalidType = "InvalidType"  # JSON, but a value of the wrong type (not an array, ...)
     PausedNotBoolean = "PausedNotBoolean"  # "paused": "false" instead of false
-    UnsupportedFromKind = "UnsupportedFromKind"  # from.kind is not ImageStreamTag
+    UnsupportedFromKind = "UnsupportedFromKind"  # not ImageStreamTag: tag moves not followed
     InvalidTagName = "InvalidTagName"  # from.name is not "stream:tag"
     SingleQuotedSelector = "SingleQuotedSelector"  # ?(@.name=='web') instead of "web"
     InvalidFieldPath = "InvalidFieldPath"  # wrong base for the kind, or not ...[SEL].image
@@ -99,6 +102,9 @@ class AnnotationTrigger:
     container: ContainerSelector
     paused: bool
     field_path: str  # as written: unique within the annotation, so it names the entry
+    # Whether a move of the tag wakes the object (from.kind ImageStreamTag, no apiVersion);
+    # an unwatched trigger is applied only when the object itself is processed.
+    watched: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -490,17 +496,28 @@ def _check_entry(number: int, entry: _Entry, *, kind: str, base: str, ns: str) -
     The order follows OpenShift so that the reported problem is the one that decides.
     """
     where = f"trigger [{number}]"
-    if entry.kind != "ImageStreamTag":
-        found = f"has from.kind {_q(entry.kind)}" if entry.kind else "has no from.kind"
-        return _ignore(
-            ProblemCode.UnsupportedFromKind,
-            f'{where} {found}; only "ImageStreamTag" is supported, so {_ENTRY}.',
+    # OpenShift's stream index skips such an entry, so a tag move never wakes the object
+    # for it; but its updater checks neither field, and applies the entry whenever the
+    # object is processed (created, changed, or woken by another trigger). So do we.
+    unwatched: Problem | None = None
+    if entry.kind != "ImageStreamTag" or entry.api_version:
+        found = (
+            f"sets from.apiVersion {_q(entry.api_version)}"
+            if entry.kind == "ImageStreamTag"
+            else f"has from.kind {_q(entry.kind)}"
+            if entry.kind
+            else "has no from.kind"
         )
-    if entry.api_version:
-        return _ignore(
+        fix = (
+            "Remove from.apiVersion"
+            if entry.kind == "ImageStreamTag"
+            else 'Write "kind": "ImageStreamTag"'
+        )
+        unwatched = Problem(
             ProblemCode.UnsupportedFromKind,
-            f"{where} sets from.apiVersion {_q(entry.api_version)}; {_ENTRY}. "
-            "Remove from.apiVersion.",
+            f"{where} {found}: OpenShift does not watch its tag for it, so a move of the tag "
+            "does not update this object, yet applies it whenever the object itself changes. "
+            f"{fix} so that every move of the tag is followed.",
         )
 
     stream, colon, tag = entry.name.partition(":")
@@ -522,9 +539,13 @@ def _check_entry(number: int, entry: _Entry, *, kind: str, base: str, ns: str) -
     parsed = _parse_selector(where, entry.field_path, base)
     if isinstance(parsed, ContainerSelector):
         trigger = AnnotationTrigger(
-            source=source, container=parsed, paused=entry.paused, field_path=entry.field_path
+            source=source,
+            container=parsed,
+            paused=entry.paused,
+            field_path=entry.field_path,
+            watched=unwatched is None,
         )
-        return trigger, None, False
+        return trigger, unwatched, False
     if entry.paused:
         # OpenShift skips a paused trigger before looking at its container part.
         note = " It is paused, so for now only this trigger is ignored."

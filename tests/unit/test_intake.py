@@ -7,6 +7,7 @@ what the index has, the echo of our own write) must wake nothing.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -554,3 +555,16 @@ def test_sidecar_images_are_not_followers() -> None:
     rig = Rig().load(imagestream())
     rig.event(ADDED, workload(containers=[{"name": "proxy", "image": ENVOY}]))
     assert rig.indexes.workloads.followers("demo", "app") == ()
+
+
+def test_an_unwatched_trigger_is_not_woken_by_its_tag_but_by_its_object() -> None:
+    # from.kind DockerImage: OpenShift's stream index skips it, its updater applies it
+    # when the object itself is processed.
+    entries = json.loads(annotation("Deployment", ("app:latest", "web")))
+    entries[0]["from"]["kind"] = "DockerImage"
+    body = workload(name="web", triggers=json.dumps(entries))
+    rig = Rig().load(imagestream(tags={"latest": OLD}), body)
+    assert rig.event(MODIFIED, imagestream(tags={"latest": NEW})) == []
+    assert rig.indexes.workloads.followers("demo", "app") == ()
+    changed = workload(name="web", triggers=json.dumps(entries), labels={"app": "web", "v": "2"})
+    assert keys(rig.event(MODIFIED, changed)) == {WEB}

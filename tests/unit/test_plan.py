@@ -1017,3 +1017,14 @@ def test_native_off_an_annotated_workload_is_still_an_imagetrigger_target() -> N
     assert plan_annotated(w, found).changes == ()  # the annotation is not even read
     [target] = plan_trigger(w, trigger_info(trigger)).targets
     assert (target.action, changed(target)) == (Action.Update, [("web", OLD, NEW)])
+
+
+def test_an_unwatched_trigger_is_applied_when_the_object_is_planned() -> None:
+    # from.kind DockerImage with a "stream:tag" name: OpenShift's updater resolves it as an
+    # ImageStreamTag all the same when it processes the object.
+    entries = json.loads(annotation("Deployment", ("app:latest", "web")))
+    entries[0]["from"]["kind"] = "DockerImage"
+    body = workload(triggers=json.dumps(entries))
+    plan = plan_annotated(_is_world(world(imagestream(), body)), deployment_info(body))
+    assert plan.changes == (ImageChange(container("web", OLD), NEW, APP),)
+    assert [p.reason for p in plan.problems] == [ProblemCode.UnsupportedFromKind]

@@ -295,27 +295,6 @@ def test_whole_annotation_ignored(value: str, code: str, fragments: list[str]) -
     ("bad", "kind", "code", "fragments"),
     [
         (
-            entry(BASE + "containers[1].image", kind="DockerImage"),
-            "Deployment",
-            ProblemCode.UnsupportedFromKind,
-            ['trigger [1] has from.kind "DockerImage"', 'only "ImageStreamTag"'],
-        ),
-        (
-            {"fieldPath": BASE + "containers[1].image"},
-            "Deployment",
-            ProblemCode.UnsupportedFromKind,
-            ["trigger [1] has no from.kind"],
-        ),
-        (
-            {
-                "from": {"kind": "ImageStreamTag", "name": "a:b", "apiVersion": "image/v1"},
-                "fieldPath": BASE + "containers[1].image",
-            },
-            "Deployment",
-            ProblemCode.UnsupportedFromKind,
-            ['sets from.apiVersion "image/v1"'],
-        ),
-        (
             entry(BASE + "containers[1].image", name="app"),
             "Deployment",
             ProblemCode.InvalidTagName,
@@ -362,9 +341,6 @@ def test_whole_annotation_ignored(value: str, code: str, fragments: list[str]) -
         ),
     ],
     ids=[
-        "from-kind-dockerimage",
-        "from-kind-missing",
-        "from-apiversion-set",
         "name-without-colon",
         "name-without-stream",
         "name-is-stream-image",
@@ -578,7 +554,12 @@ HUGE = "x" * 200_000
         (annotation(entry(name=HUGE)), ProblemCode.InvalidTagName, 'trigger [0] has from.name "x'),
         (annotation(entry(kind=HUGE)), ProblemCode.UnsupportedFromKind, "trigger [0] has from.k"),
         (
-            annotation({"from": {"kind": "ImageStreamTag", "apiVersion": HUGE}, "fieldPath": WEB}),
+            annotation(
+                {
+                    "from": {"kind": "ImageStreamTag", "name": "a:b", "apiVersion": HUGE},
+                    "fieldPath": WEB,
+                }
+            ),
             ProblemCode.UnsupportedFromKind,
             'trigger [0] sets from.apiVersion "xxx',
         ),
@@ -761,7 +742,7 @@ def test_only_the_first_problems_are_described() -> None:
 
 
 def test_only_the_first_ignored_entries_are_described_and_the_others_still_work() -> None:
-    bad = [entry(BASE + f"containers[{n}].image", kind="DockerImage") for n in range(1, 30)]
+    bad = [entry(BASE + f"containers[{n}].image", name="app") for n in range(1, 30)]
     triggers, problems = parse(annotation(entry(), *bad))
     assert triggers == (trigger(by_name("web"), WEB),)
     assert len(problems) == MAX_PROBLEMS
@@ -825,3 +806,51 @@ def test_a_pause_key_that_changes_nothing_is_not_reported(extra: dict[str, Any])
     triggers, problems = parse(annotation(entry(**extra)))
     assert problems == ()
     assert [t.paused for t in triggers] == [bool(extra.get("paused"))]
+
+
+# -- entries OpenShift does not watch, but applies -----------------------------------------
+# openshift-controller-manager's trigger cache indexes only from.kind ImageStreamTag without
+# apiVersion; library-go's UpdateObjectFromImages checks neither, so when the object is
+# processed (created, changed, or woken by another trigger) such an entry is applied too.
+
+
+@pytest.mark.parametrize(
+    ("source", "fragments"),
+    [
+        pytest.param(
+            {"kind": "DockerImage", "name": "app:latest"},
+            ['trigger [1] has from.kind "DockerImage"', 'Write "kind": "ImageStreamTag"'],
+            id="docker-image",
+        ),
+        pytest.param({"name": "app:latest"}, ["trigger [1] has no from.kind"], id="kind-missing"),
+        pytest.param(
+            {"kind": "ImageStreamTag", "name": "app:latest", "apiVersion": "image/v1"},
+            ['trigger [1] sets from.apiVersion "image/v1"', "Remove from.apiVersion"],
+            id="api-version",
+        ),
+    ],
+)
+def test_an_unwatched_entry_is_kept_and_reported(
+    source: dict[str, str], fragments: list[str]
+) -> None:
+    field_path = BASE + "containers[1].image"
+    triggers, problems = parse(annotation(entry(), {"from": source, "fieldPath": field_path}))
+    assert triggers == (
+        trigger(by_name("web"), WEB),
+        AnnotationTrigger(
+            APP_LATEST, ContainerSelector(False, 1, None), False, field_path, watched=False
+        ),
+    )
+    [problem] = problems
+    assert problem.reason == ProblemCode.UnsupportedFromKind
+    assert "a move of the tag does not update this object" in problem.message
+    for fragment in fragments:
+        assert fragment in problem.message
+
+
+def test_an_unwatched_entry_with_a_bad_name_is_ignored_for_the_name() -> None:
+    # OpenShift's updater cannot split the name either, and skips the entry.
+    bad = entry(BASE + "containers[1].image", kind="DockerImage", name="quay.io/acme/app")
+    triggers, problems = parse(annotation(entry(), bad))
+    assert triggers == (trigger(by_name("web"), WEB),)
+    assert [p.reason for p in problems] == [ProblemCode.InvalidTagName]
