@@ -104,3 +104,10 @@ async def test_a_relist_of_our_own_watch_sweeps_both_kopf_resources() -> None:
     assert sorted(c.path.rsplit("/", 1)[1] for c in api.calls) == ["imagestreams", "imagetriggers"]
     assert intake.indexes.streams.get("demo", "gone") is None
     assert len(intake.indexes.triggers) == 0
+
+
+def test_a_kubeconfigs_tls_server_name_is_what_certificates_are_checked_against() -> None:
+    configuration = k8s.Configuration(host="https://10.0.0.1:6443")
+    configuration.tls_server_name = "api.crc.testing"
+    assert Api(configuration)._server_hostname == "api.crc.testing"
+    assert Api(k8s.Configuration(host="https://10.0.0.1:6443"))._server_hostname is None

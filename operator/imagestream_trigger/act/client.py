@@ -93,6 +93,8 @@ class Api:
         self._session: aiohttp.ClientSession | None = None
         self._token_read = 0.0
         self._token: str | None = None
+        # A kubeconfig's tls-server-name: the name the certificate is checked against.
+        self._server_hostname: str | None = getattr(configuration, "tls_server_name", None) or None
 
     @classmethod
     async def connect(cls, *, count: Counter | None = None, pool: int = 32) -> Api:
@@ -111,8 +113,22 @@ class Api:
     def credentials(self) -> Credentials:
         """The current credentials (a rotated ServiceAccount token is re-read)."""
         c = self.configuration
+        return Credentials(
+            server=self.server,
+            ca_file=c.ssl_ca_cert,
+            verify=bool(c.verify_ssl),
+            token=self._bearer(),
+            cert_file=c.cert_file,
+            key_file=c.key_file,
+            tls_server_name=getattr(c, "tls_server_name", None) or None,
+        )
+
+    def _bearer(self) -> str | None:
+        """The token, without its "Bearer " prefix; re-read from its source every minute
+        (per request only a clock read: this is on every request's path)."""
         now = time.monotonic()
         if self._token is None or now - self._token_read > TOKEN_REFRESH_S:
+            c = self.configuration
             hook = getattr(c, "refresh_api_key_hook", None)
             if hook is not None:
                 hook(c)
@@ -121,15 +137,7 @@ class Api:
             if token and token.split(" ", 1)[0].lower() == "bearer":
                 token = token.split(" ", 1)[1]
             self._token, self._token_read = token, now
-        return Credentials(
-            server=self.server,
-            ca_file=c.ssl_ca_cert,
-            verify=bool(c.verify_ssl),
-            token=self._token,
-            cert_file=c.cert_file,
-            key_file=c.key_file,
-            tls_server_name=getattr(c, "tls_server_name", None),
-        )
+        return self._token
 
     def _ssl(self, credentials: Credentials) -> ssl.SSLContext | bool:
         if not credentials.verify:
@@ -157,7 +165,7 @@ class Api:
 
     def _headers(self, content_type: str | None) -> dict[str, str]:
         headers = {"Accept": "application/json"}
-        token = self.credentials().token
+        token = self._bearer()
         if token:
             headers["Authorization"] = f"Bearer {token}"
         if content_type:
@@ -190,6 +198,7 @@ class Api:
                 params=params,
                 headers=self._headers(content_type if data is not None else None),
                 timeout=aiohttp.ClientTimeout(total=request_timeout),
+                server_hostname=self._server_hostname,
             ) as response:
                 raw = await response.read()
                 status = response.status
@@ -255,6 +264,7 @@ class Api:
                 timeout=aiohttp.ClientTimeout(
                     total=None, sock_connect=10, sock_read=timeout_s + 30
                 ),
+                server_hostname=self._server_hostname,
             ) as response:
                 self.count("watch", resource, str(response.status))
                 if response.status >= 400:
