@@ -15,14 +15,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import datetime as dt
 import logging
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from imagestream_trigger.act.writer import Outcome, Writer, WriteResult
+from imagestream_trigger.act.writer import Outcome, Writer, WriteResult, utcnow
 from imagestream_trigger.api import Reason
 from imagestream_trigger.errors import ApiError
 from imagestream_trigger.index import Indexes, TriggerInfo
@@ -63,10 +62,6 @@ _RETRY_REASONS = {
     Outcome.Failed: "failed",
     Outcome.Unknown: "build_unknown",
 }
-
-
-def utcnow() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class Reconciler:

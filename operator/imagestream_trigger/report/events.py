@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import logging
 import socket
 import time
@@ -22,6 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from imagestream_trigger.act.client import Api
+from imagestream_trigger.act.writer import utcnow
 from imagestream_trigger.errors import ApiError
 from imagestream_trigger.index import ObjectRef
 
@@ -64,7 +64,7 @@ class Events:
         self._tasks = []
 
     def post(self, ref: ObjectRef, kind: str, reason: str, message: str) -> None:
-        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        now = utcnow()
         if len(self._backlog) >= BACKLOG:
             self._backlog.popleft()
             self.dropped += 1
