@@ -21,7 +21,7 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from imagestream_trigger.act.client import Api, api_path
+from imagestream_trigger.act.client import Api, api_path, paged
 from imagestream_trigger.api import ApiResource
 from imagestream_trigger.errors import ApiError, GoneError
 
@@ -44,20 +44,14 @@ async def list_pages(
     list's resourceVersion."""
     path = api_path(resource.group, resource.version, resource.plural, namespace)
     items: list[dict[str, Any]] = []
-    token = ""
-    while True:
-        params = {"limit": str(PAGE)}
-        if token:
-            params["continue"] = token
-        page = await api.with_retries("GET", path, params=params, resource=resource.plural)
-        for item in (page or {}).get("items") or []:
+    version = ""
+    async for page in paged(api, path, resource=resource.plural, limit=PAGE):
+        for item in page.get("items") or []:
             item.setdefault("kind", kind)
             item.setdefault("apiVersion", _api_version(resource))
             items.append(item)
-        meta = (page or {}).get("metadata") or {}
-        token = meta.get("continue") or ""
-        if not token:
-            return items, str(meta.get("resourceVersion") or "")
+        version = str((page.get("metadata") or {}).get("resourceVersion") or "")
+    return items, version
 
 
 def _api_version(resource: ApiResource) -> str:

@@ -292,3 +292,25 @@ def api_path(group: str, version: str, plural: str, namespace: str = "", name: s
     base = f"/api/{version}" if not group else f"/apis/{group}/{version}"
     path = f"{base}/namespaces/{namespace}/{plural}" if namespace else f"{base}/{plural}"
     return f"{path}/{name}" if name else path
+
+
+async def paged(
+    api: Api,
+    path: str,
+    *,
+    resource: str,
+    params: Mapping[str, str] | None = None,
+    limit: int = 500,
+) -> AsyncIterator[dict[str, Any]]:
+    """A LIST, page by page (following ``continue``); each page retried briefly."""
+    token = ""
+    while True:
+        query = {**(params or {}), "limit": str(limit)}
+        if token:
+            query["continue"] = token
+        page = await api.with_retries("GET", path, params=query, resource=resource)
+        page = page if isinstance(page, dict) else {}
+        yield page
+        token = (page.get("metadata") or {}).get("continue") or ""
+        if not token:
+            return

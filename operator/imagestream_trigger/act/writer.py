@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
 
-from imagestream_trigger.act.client import JSON_PATCH, Api, api_path, is_transient
+from imagestream_trigger.act.client import JSON_PATCH, Api, api_path, is_transient, paged
 from imagestream_trigger.api import TargetKind
 from imagestream_trigger.decide import ImageChange, build_request, workload_patch
 from imagestream_trigger.errors import ApiError, ForbiddenError, InvalidPatchError
@@ -220,18 +220,12 @@ class Writer:
     async def _find_build(self, bc: ObjectRef, reference: str) -> str:
         """The name of a Build of ``bc`` triggered by ``reference``, or ""."""
         path = api_path("build.openshift.io", "v1", "builds", bc.namespace)
-        token = ""
-        while True:
-            params = {"labelSelector": f"{BUILD_CONFIG_LABEL}={bc.name}", "limit": "500"}
-            if token:
-                params["continue"] = token
-            page = await self.api.with_retries("GET", path, params=params, resource="builds")
-            for item in (page or {}).get("items") or []:
+        selector = {"labelSelector": f"{BUILD_CONFIG_LABEL}={bc.name}"}
+        async for page in paged(self.api, path, resource="builds", params=selector):
+            for item in page.get("items") or []:
                 if _triggered_by(item, reference):
                     return str(item.get("metadata", {}).get("name", ""))
-            token = ((page or {}).get("metadata") or {}).get("continue") or ""
-            if not token:
-                return ""
+        return ""
 
 
 def _triggered_by(build: Mapping[str, Any], reference: str) -> bool:
