@@ -184,20 +184,11 @@ class Reconciler:
             return None
         if target.buildconfig is not None:
             bc = target.buildconfig
-            base = (
-                self.reporter.last_status(trigger.ref.namespace, trigger.ref.name) or trigger.status
-            )
-            reporter = self.reporter
-
-            class Log:
-                async def intend(self, name: str, image: str, at: str) -> None:
-                    await reporter.record_intent(trigger, base, name, image, at)
-
             result = await self.writer.build(
                 bc,
                 source,
                 reference,
-                ledger=Log(),
+                ledger=_IntentLog(self.reporter, trigger),
                 recover=target.action is Action.Recover,
                 dry_run=dry_run,
             )
@@ -216,6 +207,18 @@ class Reconciler:
             source=source,
         )
         return result
+
+
+@dataclass(frozen=True, slots=True)
+class _IntentLog:
+    """The writer's ``BuildLog`` for one trigger: intents go into its status (the
+    reporter prefers the status it last wrote over the one this pass started from)."""
+
+    reporter: Reporter
+    trigger: TriggerInfo
+
+    async def intend(self, bc: str, image: str, at: str) -> None:
+        await self.reporter.record_intent(self.trigger, self.trigger.status, bc, image, at)
 
 
 def _target_result(
