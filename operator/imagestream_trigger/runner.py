@@ -270,11 +270,8 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
         gc.freeze()
         selected = functools.partial(namespace_selected, patterns=settings.namespaces)
 
-        def enqueue(wakes: list[Wake]) -> None:
-            controller_ = controller
-            assert controller_ is not None
-            controller_.enqueue(wakes)
-            _gauges(metrics, indexes)
+        _gauges(metrics, indexes)
+        enqueue = controller.enqueue
 
         sweeper = handlers.Sweeper(api, intake, enqueue, selected=selected)
         events.start()
@@ -366,7 +363,11 @@ def _relisted(
 
 
 def _gauges(metrics: Metrics, indexes: Indexes) -> None:
-    metrics.imagestreams.set(len(indexes.streams))
-    metrics.imagetriggers.set(len(indexes.triggers))
+    """The tracked-objects gauges, read from the indexes at each scrape (not set at every
+    watch event, which is the hot path)."""
+    metrics.imagestreams.set_function(lambda: len(indexes.streams))
+    metrics.imagetriggers.set_function(lambda: len(indexes.triggers))
     for kind in (k for k, spec in KINDS.items() if spec.is_workload):
-        metrics.annotated_workloads.labels(kind).set(indexes.workloads.annotated_count(kind))
+        metrics.annotated_workloads.labels(kind).set_function(
+            functools.partial(indexes.workloads.annotated_count, kind)
+        )
