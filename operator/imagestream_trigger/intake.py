@@ -102,6 +102,16 @@ class Intake:
         ]
         return wakes
 
+    def event(self, kind: str, event: str | None, body: Mapping[str, Any]) -> list[Wake]:
+        """An event of any followed ``kind``: the handler of that kind."""
+        if kind == "ImageStream":
+            return self.stream(event, body)
+        if kind == IMAGETRIGGER:
+            return self.trigger(event, body)
+        if kind == TargetKind.BuildConfig:
+            return self.buildconfig(event, body)
+        return self.workload(TargetKind(kind), event, body)
+
     def forget_missing(
         self,
         kind: str,
@@ -115,31 +125,15 @@ class Intake:
         ``among``: only these objects may be forgotten (those indexed before the list
         was asked for; one created since may be missing from the answer, not gone).
         """
-        live = set(present)
+        known = self._known(kind)
+        gone = known - set(present)
         if namespace:
-            live |= {key for key in self._known(kind) if key[0] != namespace}
+            gone = {key for key in gone if key[0] == namespace}
         if among is not None:
-            live |= self._known(kind) - among
-        i = self.indexes
+            gone &= among
         wakes: list[Wake] = []
-        if kind == "ImageStream":
-            for s in i.streams:
-                if (s.namespace, s.name) not in live:
-                    wakes += self.stream(DELETED, _stub(kind, s.namespace, s.name))
-        elif kind == IMAGETRIGGER:
-            for t in i.triggers:
-                if (t.ref.namespace, t.ref.name) not in live:
-                    wakes += self.trigger(DELETED, _stub(kind, t.ref.namespace, t.ref.name))
-        elif kind == TargetKind.BuildConfig:
-            for b in i.buildconfigs:
-                if (b.ref.namespace, b.ref.name) not in live:
-                    wakes += self.buildconfig(DELETED, _stub(kind, b.ref.namespace, b.ref.name))
-        else:
-            for w in i.workloads:
-                if w.ref.kind == kind and (w.ref.namespace, w.ref.name) not in live:
-                    wakes += self.workload(
-                        TargetKind(kind), DELETED, _stub(kind, w.ref.namespace, w.ref.name)
-                    )
+        for gone_namespace, name in sorted(gone):
+            wakes += self.event(kind, DELETED, _stub(kind, gone_namespace, name))
         return wakes
 
     def known(self, kind: str) -> set[tuple[str, str]]:

@@ -35,7 +35,6 @@ from imagestream_trigger.api import (
     IMAGETRIGGER_RESOURCE,
     VERSION,
     ApiResource,
-    TargetKind,
 )
 from imagestream_trigger.errors import ApiError, ConfigurationError, NotFoundError
 from imagestream_trigger.index import Indexes
@@ -281,7 +280,7 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
             for namespace in scopes(settings.namespaces):
                 if (str(kind), namespace) not in versions:
                     continue
-                on_event = functools.partial(_target_event, intake, enqueue, kind)
+                on_event = functools.partial(_target_event, intake, enqueue, str(kind))
                 watch = Watch(
                     api,
                     spec.resource,
@@ -340,14 +339,11 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
 def _target_event(
     intake: Intake,
     enqueue: Callable[[list[Wake]], None],
-    kind: TargetKind,
+    kind: str,
     event: str | None,
     body: Mapping[str, Any],
 ) -> None:
-    if kind is TargetKind.BuildConfig:
-        enqueue(intake.buildconfig(event, body))
-    else:
-        enqueue(intake.workload(kind, event, body))
+    enqueue(intake.event(kind, event, body))
 
 
 def _relisted(
