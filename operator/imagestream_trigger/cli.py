@@ -79,9 +79,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--native-annotations",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help=_help("native_annotations"),
+        nargs="?",
+        const="apply",
+        choices=["auto", "apply", "observe", "off"],
+        metavar="MODE",
+        help=_help("native_annotations") + "; auto|apply|observe|off, bare flag: apply",
+    )
+    run.add_argument(
+        "--no-native-annotations",
+        dest="native_annotations",
+        action="store_const",
+        const="off",
+        help="same as --native-annotations=off",
+    )
+    run.add_argument(
+        "--default-service-account", metavar="NAME", help=_help("default_service_account")
     )
     run.add_argument(
         "--internal-registry-hostname", metavar="HOST", help=_help("internal_registry_hostname")

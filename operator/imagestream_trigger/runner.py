@@ -251,7 +251,7 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
         intake = Intake(
             indexes,
             writer.overlay,
-            native=settings.native_annotations,
+            native=settings.native_annotations != "off",
             on_moved=moved,
             internal_registry=settings.internal_registry_hostname,
         )

@@ -8,6 +8,7 @@ prints, so the two cannot drift apart.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -16,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from imagestream_trigger.errors import ConfigurationError
 
 ENV_PREFIX = "IMAGESTREAM_TRIGGER_"
+
+NativeMode = Literal["auto", "apply", "observe", "off"]
 
 
 class Settings(BaseModel):
@@ -28,13 +31,24 @@ class Settings(BaseModel):
             "empty means all namespaces. Env: comma-separated."
         ),
     )
-    native_annotations: bool = Field(
-        default=True,
+    native_annotations: NativeMode = Field(
+        default="auto",
         description=(
-            "Honour OpenShift's image.openshift.io/triggers annotation on Deployments, "
-            "StatefulSets, DaemonSets and CronJobs (OpenShift's own controller serves it "
-            "too: both write the same image; turn this off to leave it to OpenShift and "
-            "handle ImageTriggers only)."
+            "Who applies OpenShift's image.openshift.io/triggers annotation on Deployments, "
+            "StatefulSets, DaemonSets and CronJobs. apply: this operator writes it; observe: "
+            "it parses, reports and warns but never writes (OpenShift's own trigger controller "
+            "writes); off: it ignores the annotation; auto: observe where OpenShift's "
+            "image.openshift.io API is served by openshift-apiserver (a real OpenShift, whose "
+            "controller serves the annotation), else apply. ImageTrigger targets are always "
+            "written here. true/false are accepted as apply/off."
+        ),
+    )
+    default_service_account: str = Field(
+        default="",
+        description=(
+            "Lockdown mode: an ImageTrigger without spec.serviceAccountName acts as this "
+            "ServiceAccount of its own namespace (impersonated), so it can change only what "
+            "that account may. Empty: such triggers act with the operator's own rights."
         ),
     )
     internal_registry_hostname: str = Field(
@@ -87,6 +101,23 @@ class Settings(BaseModel):
             "from the work queue (never two on the same one)."
         ),
     )
+
+    @field_validator("native_annotations", mode="before")
+    @classmethod
+    def _legacy_boolean(cls, value: Any) -> Any:
+        # 0.1 had a boolean here; keep old manifests and values working.
+        if isinstance(value, bool):
+            return "apply" if value else "off"
+        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+            return "apply" if value.strip().lower() == "true" else "off"
+        return value
+
+    @field_validator("default_service_account")
+    @classmethod
+    def _service_account_name(cls, value: str) -> str:
+        if value and not re.fullmatch(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?", value):
+            raise ValueError(f"{value!r} is not a ServiceAccount name (lowercase DNS subdomain)")
+        return value
 
     @field_validator("namespaces", mode="before")
     @classmethod

@@ -150,7 +150,7 @@ def test_dashboard_configmap_carries_the_dashboard_json(helm: Any) -> None:
 def test_values_reach_the_operator_environment(helm: Any) -> None:
     docs = helm.render(
         "watchNamespaces={team-a,team-*,!team-x}",
-        "nativeAnnotations=false",
+        "nativeAnnotations=observe",
         "dryRun=true",
         "logFormat=text",
         "logLevel=debug",
@@ -175,7 +175,7 @@ def test_values_reach_the_operator_environment(helm: Any) -> None:
     deployment = the(docs, "Deployment")
     assert env_of(deployment) == {
         f"{ENV}NAMESPACES": "team-a,team-*,!team-x",
-        f"{ENV}NATIVE_ANNOTATIONS": "false",
+        f"{ENV}NATIVE_ANNOTATIONS": "observe",
         f"{ENV}DRY_RUN": "true",
         f"{ENV}LOG_FORMAT": "text",
         f"{ENV}LOG_LEVEL": "debug",
@@ -232,7 +232,7 @@ def test_another_release_name_prefixes_every_object(helm: Any) -> None:
         (["health.port=70000"], "/health/port", "maximum"),
         (["watchNamespaces=default"], "/watchNamespaces", "want array"),
         (["watchNamespaces={a,b}", "watchNamespaces[1]=Bad_Name"], "/watchNamespaces/1", ""),
-        (["--set-string", "nativeAnnotations=yes"], "/nativeAnnotations", "want boolean"),
+        (["nativeAnnotations=yes"], "/nativeAnnotations", "value must be one of"),
         (["--set-string", "dryRun=1"], "/dryRun", "want boolean"),
         (["serviceMonitor.interval=soon"], "/serviceMonitor/interval", "does not match pattern"),
         (["serviceMonitor.enable=true"], "/serviceMonitor", "'enable' not allowed"),

@@ -14,6 +14,7 @@ from imagestream_trigger.settings import ENV_PREFIX, Settings
 FLAGS = {
     "namespaces": "--namespace",
     "native_annotations": "--native-annotations",
+    "default_service_account": "--default-service-account",
     "internal_registry_hostname": "--internal-registry-hostname",
     "dry_run": "--dry-run",
     "metrics_port": "--metrics-port",
@@ -98,7 +99,8 @@ def test_run_help_lists_flag_and_variable(
     ("field", "default"),
     [
         pytest.param("namespaces", "all", id="namespaces"),
-        pytest.param("native_annotations", "True", id="native-annotations"),
+        pytest.param("native_annotations", "auto", id="native-annotations"),
+        pytest.param("default_service_account", "empty", id="default-service-account"),
         pytest.param("metrics_port", "8080", id="metrics-port"),
         pytest.param("log_format", "text", id="log-format"),
         pytest.param("resync_seconds", "600.0", id="resync-seconds"),
@@ -167,15 +169,27 @@ def test_invalid_choice_is_rejected_by_argparse(
         pytest.param(["--dry-run"], {"DRY_RUN": "false"}, {"dry_run": True}, id="dry-run-flag"),
         pytest.param(
             ["--no-native-annotations"],
-            {"NATIVE_ANNOTATIONS": "true"},
-            {"native_annotations": False},
+            {"NATIVE_ANNOTATIONS": "apply"},
+            {"native_annotations": "off"},
             id="negated-flag-over-env",
+        ),
+        pytest.param(
+            ["--native-annotations", "observe"],
+            {"NATIVE_ANNOTATIONS": "apply"},
+            {"native_annotations": "observe"},
+            id="mode-flag-over-env",
+        ),
+        pytest.param(
+            ["--native-annotations"],
+            {},
+            {"native_annotations": "apply"},
+            id="bare-flag-is-apply",
         ),
         pytest.param(
             [],
             {"NATIVE_ANNOTATIONS": "false"},
-            {"native_annotations": False},
-            id="boolean-flag-not-given-keeps-env",
+            {"native_annotations": "off"},
+            id="flag-not-given-keeps-env",
         ),
         pytest.param(
             ["--metrics-port", "0", "--resync-seconds", "2.5"],

@@ -11,7 +11,8 @@ from imagestream_trigger.settings import ENV_PREFIX, Settings, from_sources
 
 DEFAULTS = {
     "namespaces": (),
-    "native_annotations": True,
+    "native_annotations": "auto",
+    "default_service_account": "",
     "internal_registry_hostname": "",
     "dry_run": False,
     "metrics_port": 8080,
@@ -52,7 +53,10 @@ def test_environment_is_os_environ_by_default(monkeypatch: pytest.MonkeyPatch) -
         pytest.param("log_format", "json", "text", "json", id="literal-flag-over-env"),
         pytest.param("log_level", None, "debug", "debug", id="literal-from-env"),
         pytest.param("dry_run", True, "false", True, id="bool-flag-over-env"),
-        pytest.param("native_annotations", False, "true", False, id="false-flag-over-env"),
+        pytest.param("native_annotations", "off", "apply", "off", id="mode-flag-over-env"),
+        pytest.param("native_annotations", None, "observe", "observe", id="mode-from-env"),
+        pytest.param("native_annotations", None, "true", "apply", id="legacy-true-is-apply"),
+        pytest.param("native_annotations", False, None, "off", id="legacy-false-is-off"),
         pytest.param("namespaces", ["x"], "a,b", ("x",), id="namespaces-flag-over-env"),
         pytest.param("namespaces", (), "a,b", (), id="all-namespaces-flag-over-env"),
         pytest.param("resync_seconds", None, "30", 30.0, id="float-from-env"),
@@ -68,7 +72,8 @@ def test_precedence(field: str, flag: Any, environ: str | None, expected: Any) -
 def test_every_field_is_read_from_its_variable() -> None:
     variables = env(
         namespaces="a",
-        native_annotations="false",
+        native_annotations="observe",
+        default_service_account="trigger-runner",
         internal_registry_hostname="registry.example:5000",
         dry_run="true",
         metrics_port="1",
@@ -83,7 +88,8 @@ def test_every_field_is_read_from_its_variable() -> None:
     assert set(variables) == {ENV_PREFIX + name.upper() for name in Settings.model_fields}
     assert from_sources({}, variables).model_dump() == {
         "namespaces": ("a",),
-        "native_annotations": False,
+        "native_annotations": "observe",
+        "default_service_account": "trigger-runner",
         "internal_registry_hostname": "registry.example:5000",
         "dry_run": True,
         "metrics_port": 1,
@@ -136,9 +142,14 @@ def test_namespaces_from_repeated_flags() -> None:
         pytest.param("FALSE", False, id="upper"),
     ],
 )
-@pytest.mark.parametrize("field", ["dry_run", "native_annotations"])
+@pytest.mark.parametrize("field", ["dry_run"])
 def test_booleans_from_env(field: str, raw: str, expected: bool) -> None:
     assert getattr(from_sources({}, env(**{field: raw})), field) is expected
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("TRUE", "apply"), (" False", "off")])
+def test_legacy_boolean_native_annotations(raw: str, expected: str) -> None:
+    assert from_sources({}, env(native_annotations=raw)).native_annotations == expected
 
 
 @pytest.mark.parametrize(
@@ -181,7 +192,14 @@ def test_booleans_from_env(field: str, raw: str, expected: bool) -> None:
             "sometimes",
             "IMAGESTREAM_TRIGGER_NATIVE_ANNOTATIONS",
             "--native-annotations",
-            id="not-bool-native",
+            id="not-a-mode",
+        ),
+        pytest.param(
+            "default_service_account",
+            "Not_A_Name",
+            "IMAGESTREAM_TRIGGER_DEFAULT_SERVICE_ACCOUNT",
+            "--default-service-account",
+            id="not-a-service-account-name",
         ),
     ],
 )
