@@ -65,10 +65,19 @@ _RETRY_REASONS = {
 
 
 class Reconciler:
-    def __init__(self, indexes: Indexes, writer: Writer, reporter: Reporter) -> None:
+    def __init__(
+        self,
+        indexes: Indexes,
+        writer: Writer,
+        reporter: Reporter,
+        *,
+        write_annotations: bool = True,
+    ) -> None:
         self.indexes = indexes
         self.writer = writer
         self.reporter = reporter
+        # False in observe mode: OpenShift's own controller writes annotated workloads.
+        self.write_annotations = write_annotations
 
     async def reconcile(self, key: Key, moved: frozenset[TagRef]) -> Pass:
         if key.is_trigger:
@@ -89,6 +98,15 @@ class Reconciler:
         if not plan.changes:
             if caused and not plan.problems:
                 self.reporter.unchanged(workload.kind, ANNOTATION)
+            return DONE
+        if not self.write_annotations:
+            if caused:
+                self.reporter.observed(workload.kind)
+            log.debug(
+                "%s: left to OpenShift's controller (observe mode): %s",
+                workload.ref,
+                describe_changes(plan.changes),
+            )
             return DONE
         result = await self.writer.patch_workload(workload, plan.changes)
         source = plan.changes[0].source

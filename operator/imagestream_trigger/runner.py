@@ -45,7 +45,7 @@ from imagestream_trigger.report.events import Events
 from imagestream_trigger.report.metrics import Metrics
 from imagestream_trigger.report.reporter import Reporter
 from imagestream_trigger.resolve import TagRef
-from imagestream_trigger.settings import Settings
+from imagestream_trigger.settings import IMAGE_APISERVICE, Settings, Writing, native_mode
 from imagestream_trigger.watch import Watch, list_pages, scopes
 
 log = logging.getLogger(__name__)
@@ -163,6 +163,21 @@ async def preflight(api: Api, settings: Settings) -> None:
         )
 
 
+async def detect_native_mode(api: Api, settings: Settings) -> tuple[Writing, str]:
+    """Resolve --native-annotations=auto by asking who serves image.openshift.io."""
+    if settings.native_annotations != "auto":
+        return native_mode(settings.native_annotations, None)
+    path = f"/apis/apiregistration.k8s.io/v1/apiservices/{IMAGE_APISERVICE}"
+    try:
+        found = await api.request("GET", path, resource="apiservices", request_timeout=10)
+    except NotFoundError:
+        return native_mode("auto", None)
+    except ApiError as error:
+        log.warning("cannot tell who serves image.openshift.io: %s", error)
+        return native_mode("auto", None, f"the APIService {IMAGE_APISERVICE} is unreadable")
+    return native_mode("auto", found if isinstance(found, Mapping) else None)
+
+
 def namespace_selected(namespace: str, patterns: tuple[str, ...]) -> bool:
     """kopf's namespace rules: any pattern matches (globs allowed), no '!pattern' does."""
     include = [p for p in patterns if not p.startswith("!")]
@@ -239,6 +254,9 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
             log.info(
                 "metrics on http://%s:%d/metrics", settings.bind_address, settings.metrics_port
             )
+        mode, why = await detect_native_mode(api, settings)
+        log.info("image.openshift.io/triggers annotations: %s (%s)", mode, why)
+        metrics.set_native_mode(mode)
         indexes = Indexes()
         writer = Writer(
             api, dry_run=settings.dry_run, max_concurrent=settings.max_concurrent_writes
@@ -251,13 +269,15 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
         intake = Intake(
             indexes,
             writer.overlay,
-            native=settings.native_annotations != "off",
+            native=mode != "off",
             on_moved=moved,
             internal_registry=settings.internal_registry_hostname,
         )
         reporter = Reporter(api, events, metrics)
         controller = Controller(
-            Reconciler(indexes, writer, reporter), metrics, workers=settings.workers
+            Reconciler(indexes, writer, reporter, write_annotations=mode == "apply"),
+            metrics,
+            workers=settings.workers,
         )
         # Events wait for the work queue to be idle: the writes go first (see events.py).
         events.busy = controller.busy

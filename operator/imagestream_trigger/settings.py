@@ -153,3 +153,37 @@ def from_sources(flags: Mapping[str, Any], environ: Mapping[str, str] | None = N
             for e in error.errors()
         )
         raise ConfigurationError(f"invalid settings: {problems}") from None
+
+
+# The APIService that tells a real OpenShift from a cluster with the image API as a CRD.
+IMAGE_APISERVICE = "v1.image.openshift.io"
+Writing = Literal["apply", "observe", "off"]
+
+
+def native_mode(
+    requested: NativeMode, apiservice: Mapping[str, Any] | None, problem: str = ""
+) -> tuple[Writing, str]:
+    """The annotation mode to run in, and why (for the start-up log).
+
+    ``apiservice`` is the ``v1.image.openshift.io`` APIService (None: not found or
+    unreadable, with ``problem`` saying why). On OpenShift it names a Service
+    (openshift-apiserver), whose cluster also runs OpenShift's own trigger controller;
+    a CRD-served group only has the local APIService kube-apiserver makes for it.
+    """
+    if requested != "auto":
+        return requested, f"--native-annotations={requested}"
+    if apiservice is None:
+        why = problem or f"no APIService {IMAGE_APISERVICE}"
+        return "apply", f"auto: {why}, so no OpenShift trigger controller is assumed"
+    spec = apiservice.get("spec")
+    service = spec.get("service") if isinstance(spec, Mapping) else None
+    if isinstance(service, Mapping) and service.get("name"):
+        where = f"{service.get('namespace', '')}/{service.get('name')}".lstrip("/")
+        return "observe", (
+            f"auto: image.openshift.io is served by the Service {where} (OpenShift's API "
+            "server), so OpenShift's own controller applies the annotation"
+        )
+    return "apply", (
+        "auto: image.openshift.io is served by this API server itself (a "
+        "CustomResourceDefinition), so no OpenShift trigger controller applies the annotation"
+    )

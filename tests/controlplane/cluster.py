@@ -507,6 +507,7 @@ class ControlPlane:
         *,
         drop_instantiate_responses: int | None = None,
         unavailable_for_s: float | None = None,
+        openshift_apiservers: bool | None = None,
     ) -> dict[str, Any]:
         """Switch proxy faults on (only those given); returns the proxy's fault state.
 
@@ -517,8 +518,12 @@ class ControlPlane:
         ``/_emulation/*`` is answered 503 ServiceUnavailable (a metav1.Status),
         new watches included; every stream open at that moment is broken
         abruptly. 0 ends an outage early. It ends by itself.
+        ``openshift_apiservers=True``: the image and build groups' APIServices read
+        as a real OpenShift's (served by the Service openshift-apiserver/api).
         """
         changes: dict[str, Any] = {}
+        if openshift_apiservers is not None:
+            changes["openshift_apiservers"] = openshift_apiservers
         if drop_instantiate_responses is not None:
             changes["drop_instantiate_responses"] = drop_instantiate_responses
         if unavailable_for_s is not None:

@@ -9,6 +9,10 @@ refusals look exactly as they would on OpenShift:
 * ``GET .../imagestreamtags[/{stream}:{tag}]``: synthesized from the ImageStream;
   a WATCH is refused with 405, as OpenShift does.
 * discovery of both groups lists these subresources with their real verbs.
+* with the ``openshift_apiservers`` switch on, ``GET`` of the APIServices
+  ``v1.image.openshift.io`` and ``v1.build.openshift.io`` says they are served by
+  the Service ``openshift-apiserver/api``, as on a real OpenShift (here the CRDs'
+  local APIServices answer, which name no Service).
 
 The state changes are computed by the pure functions in ``openshift.py``.
 
@@ -61,6 +65,9 @@ _HOP_BY_HOP = {
 }
 _INSTANTIATE = re.compile(
     rf"^/apis/{BUILD}/v1/namespaces/([^/]+)/buildconfigs/([^/]+)/instantiate$"
+)
+_APISERVICE = re.compile(
+    rf"^/apis/apiregistration\.k8s\.io/v1/apiservices/(v1\.(?:{re.escape(IMAGE)}|{re.escape(BUILD)}))$"
 )
 _ISTAG = re.compile(
     rf"^/apis/{IMAGE}/v1/(?P<watch>watch/)?(?:namespaces/(?P<ns>[^/]+)/)?imagestreamtags(?:/(?P<name>[^/]+))?$"
@@ -117,11 +124,14 @@ def unavailable(detail: str) -> web.Response:
 class Faults:
     """Failures a test switches on with ``PUT /_emulation/faults``, and what they did.
 
-    Switches: ``drop_instantiate_responses`` (int) and ``unavailable_for_s``
-    (float seconds from now; 0 ends an outage). The rest are counters.
+    Switches: ``drop_instantiate_responses`` (int), ``unavailable_for_s``
+    (float seconds from now; 0 ends an outage) and ``openshift_apiservers`` (bool:
+    not a failure, the look of a real OpenShift's API registration). The rest are
+    counters.
     """
 
     drop_instantiate_responses: int = 0
+    openshift_apiservers: bool = False
     unavailable_until: float = 0.0  # time.monotonic()
     instantiate_requests: int = 0  # received, refused ones included
     instantiate_responses_dropped: int = 0
@@ -136,6 +146,7 @@ class Faults:
         return {
             "drop_instantiate_responses": self.drop_instantiate_responses,
             "unavailable_for_s": round(self.unavailable_for(), 3),
+            "openshift_apiservers": self.openshift_apiservers,
             "instantiate_requests": self.instantiate_requests,
             "instantiate_responses_dropped": self.instantiate_responses_dropped,
             "unavailable_responses": self.unavailable_responses,
@@ -199,6 +210,12 @@ class Emulation:
             return await self.instantiate(request, match.group(1), match.group(2))
         if match := _ISTAG.match(path):
             return await self.imagestreamtags(request, match)
+        if (
+            request.method == "GET"
+            and self.faults.openshift_apiservers
+            and (match := _APISERVICE.match(path))
+        ):
+            return await self.openshift_apiservice(request, match.group(1))
         if request.method == "GET" and path in (f"/apis/{IMAGE}/v1", f"/apis/{BUILD}/v1"):
             return await self.group_discovery(request, path.split("/")[2])
         if request.method == "GET" and path == "/apis":
@@ -412,7 +429,11 @@ class Emulation:
         """Apply the switches in ``changes``; a problem (and no change at all) if invalid."""
         if not isinstance(changes, dict):
             return "the body must be a JSON object"
-        unknown = set(changes) - {"drop_instantiate_responses", "unavailable_for_s"}
+        unknown = set(changes) - {
+            "drop_instantiate_responses",
+            "unavailable_for_s",
+            "openshift_apiservers",
+        }
         if unknown:
             return f"unknown fault switches: {sorted(unknown)}"
         drops = changes.get("drop_instantiate_responses", self.faults.drop_instantiate_responses)
@@ -423,6 +444,10 @@ class Emulation:
             isinstance(outage, bool) or not isinstance(outage, int | float) or outage < 0
         ):
             return "unavailable_for_s must be a number of seconds >= 0"
+        served = changes.get("openshift_apiservers", self.faults.openshift_apiservers)
+        if not isinstance(served, bool):
+            return "openshift_apiservers must be true or false"
+        self.faults.openshift_apiservers = served
         self.faults.drop_instantiate_responses = drops
         if outage is not None:
             self.faults.unavailable_until = time.monotonic() + outage
@@ -438,6 +463,28 @@ class Emulation:
             if request.transport is not None and not request.transport.is_closing():
                 self.faults.streams_broken += 1
                 request.transport.abort()
+
+    # -- API registration as on OpenShift -------------------------------------
+
+    async def openshift_apiservice(self, request: web.Request, name: str) -> web.Response:
+        """The group's APIService as openshift-apiserver registers it on OpenShift.
+
+        Built from the real local one the CRD got (so kind, names and version are
+        kube-apiserver's own), with what differs on OpenShift: a Service to proxy to,
+        and no automanaged label (OpenShift's operator owns it, not the CRD).
+        """
+        code, found = await self.api("GET", request.path, token=_token(request))
+        if code != 200:
+            return web.json_response(found, status=code)
+        labels = found.get("metadata", {}).get("labels") or {}
+        labels.pop("kube-aggregator.kubernetes.io/automanaged", None)
+        found["spec"] = {
+            **found.get("spec", {}),
+            "service": {"namespace": "openshift-apiserver", "name": "api", "port": 443},
+            "groupPriorityMinimum": 9900,
+            "versionPriority": 15,
+        }
+        return web.json_response(found)
 
     # -- image.openshift.io: imagestreamtags ---------------------------------
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from tests.controlplane.builtin_triggers import BuiltinTriggers
 from tests.controlplane.cluster import ControlPlane
 from tests.controlplane.kube import Kube
 from tests.controlplane.operator_process import OperatorProcess
@@ -33,3 +34,15 @@ def run_operator(
 @pytest.fixture
 def operator(run_operator: Callable[..., OperatorProcess]) -> OperatorProcess:
     return run_operator()
+
+
+@pytest.fixture
+def builtin_triggers(control_plane: ControlPlane) -> Iterator[BuiltinTriggers]:
+    """OpenShift's own trigger controller (emulated), serving every namespace; killed after."""
+    with BuiltinTriggers(
+        control_plane.url,
+        control_plane.admin_token,
+        control_plane.ca_file,
+        control_plane.dir / "builtin-triggers.log",
+    ) as controller:
+        yield controller

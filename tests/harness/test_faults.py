@@ -294,3 +294,21 @@ def test_fault_endpoint_is_admin_only_and_validates(
     assert unknown.value.status == 400
     assert control_plane.faults()["unavailable_for_s"] == 0
     assert control_plane.faults()["drop_instantiate_responses"] == 0
+
+
+def test_openshift_apiservers_switch_names_openshift_apiserver_and_resets(
+    control_plane: ControlPlane, kube: Kube
+) -> None:
+    path = "/apis/apiregistration.k8s.io/v1/apiservices/v1.image.openshift.io"
+    # The CRD's own registration: local, no Service.
+    assert kube.get(path)["spec"].get("service") is None
+    control_plane.set_faults(openshift_apiservers=True)
+    for group in ("image", "build"):
+        served = kube.get(f"/apis/apiregistration.k8s.io/v1/apiservices/v1.{group}.openshift.io")
+        assert served["spec"]["service"]["namespace"] == "openshift-apiserver"
+        assert served["spec"]["group"] == f"{group}.openshift.io"
+    # Only GETs of those two: the rest of the API registration is untouched.
+    listed = kube.get("/apis/apiregistration.k8s.io/v1/apiservices")["items"]
+    assert all(a["spec"].get("service") is None for a in listed)
+    control_plane.reset_faults()
+    assert kube.get(path)["spec"].get("service") is None

@@ -56,7 +56,7 @@ TICK = 0.02
 
 
 class Rig:
-    def __init__(self, *, native: bool = True) -> None:
+    def __init__(self, *, native: bool = True, write_annotations: bool = True) -> None:
         self.api = FakeApi()
         api = cast(Api, self.api)
         self.indexes = Indexes()
@@ -65,7 +65,9 @@ class Rig:
         self.metrics = Metrics()
         self.events = Events(api)
         self.reporter = Reporter(api, self.events, self.metrics)
-        self.reconciler = Reconciler(self.indexes, self.writer, self.reporter)
+        self.reconciler = Reconciler(
+            self.indexes, self.writer, self.reporter, write_annotations=write_annotations
+        )
 
     def load(self, *bodies: dict[str, Any]) -> Rig:
         for body in bodies:
@@ -134,6 +136,36 @@ async def test_an_annotated_workload_in_sync_counts_unchanged_only_when_its_tag_
     assert await rig.run(WEB, MOVED) == DONE
     assert rig.sample("target_updates_total", **labels) == 1
     assert rig.api.calls == []
+
+
+async def test_observe_mode_writes_no_annotated_workload_and_counts_it_observed() -> None:
+    rig = Rig(write_annotations=False).load(imagestream(tags={"latest": NEW}), annotated())
+    labels = {"kind": "Deployment", "source": "annotation"}
+    assert await rig.run(WEB) == DONE
+    assert rig.sample("target_updates_total", **labels, result="observed") == 0
+    assert await rig.run(WEB, MOVED) == DONE
+    assert rig.api.calls == []
+    assert rig.posted() == []
+    assert rig.sample("target_updates_total", **labels, result="observed") == 1
+    assert rig.sample("target_updates_total", **labels, result="updated") == 0
+
+
+async def test_observe_mode_still_warns_of_annotation_problems() -> None:
+    broken = workload(triggers=annotation("Deployment", ("app:latest", "nope")))
+    rig = Rig(write_annotations=False).load(imagestream(), broken)
+    assert await rig.run(WEB) == DONE
+    assert rig.api.calls == []
+    assert [e["type"] for e in rig.posted()] == ["Warning"]
+
+
+async def test_observe_mode_still_writes_imagetrigger_targets() -> None:
+    rig = Rig(write_annotations=False).load(
+        imagestream(tags={"latest": NEW}),
+        workload(),
+        image_trigger(targets=[WEB_TARGET]),
+    )
+    assert await rig.run(FOLLOW, MOVED) == DONE
+    assert [c.path for c in rig.api.to(DEPLOYMENTS, "PATCH")] == [DEPLOYMENTS]
 
 
 async def test_annotation_problems_are_warned_once() -> None:

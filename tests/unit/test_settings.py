@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from imagestream_trigger.errors import ConfigurationError, ImagestreamTriggerError
-from imagestream_trigger.settings import ENV_PREFIX, Settings, from_sources
+from imagestream_trigger.settings import ENV_PREFIX, Settings, from_sources, native_mode
 
 DEFAULTS = {
     "namespaces": (),
@@ -258,3 +258,49 @@ def test_settings_are_frozen() -> None:
     settings = from_sources({}, {})
     with pytest.raises(ValueError, match="frozen"):
         settings.dry_run = True  # type: ignore[misc]
+
+
+OPENSHIFT_APISERVICE = {
+    "metadata": {"name": "v1.image.openshift.io"},
+    "spec": {
+        "group": "image.openshift.io",
+        "version": "v1",
+        "service": {"namespace": "openshift-apiserver", "name": "api", "port": 443},
+    },
+}
+CRD_APISERVICE = {
+    "metadata": {
+        "name": "v1.image.openshift.io",
+        "labels": {"kube-aggregator.kubernetes.io/automanaged": "true"},
+    },
+    "spec": {"group": "image.openshift.io", "version": "v1", "service": None},
+}
+
+
+@pytest.mark.parametrize(
+    ("requested", "apiservice", "problem", "mode", "said"),
+    [
+        pytest.param(
+            "auto", OPENSHIFT_APISERVICE, "", "observe", "openshift-apiserver/api", id="openshift"
+        ),
+        pytest.param("auto", CRD_APISERVICE, "", "apply", "CustomResourceDefinition", id="crd"),
+        pytest.param("auto", None, "", "apply", "no APIService", id="absent"),
+        pytest.param("auto", None, "unreadable", "apply", "unreadable", id="forbidden"),
+        pytest.param(
+            "apply",
+            OPENSHIFT_APISERVICE,
+            "",
+            "apply",
+            "--native-annotations=apply",
+            id="apply-wins",
+        ),
+        pytest.param("off", None, "", "off", "--native-annotations=off", id="off"),
+        pytest.param("observe", CRD_APISERVICE, "", "observe", "=observe", id="observe-anyway"),
+    ],
+)
+def test_native_mode(
+    requested: Any, apiservice: dict[str, Any] | None, problem: str, mode: str, said: str
+) -> None:
+    chosen, why = native_mode(requested, apiservice, problem)
+    assert chosen == mode
+    assert said in why

@@ -29,6 +29,7 @@ import aiohttp
 from kubernetes.aio import client as k8s
 from kubernetes.aio import config as k8s_config
 
+from imagestream_trigger import __version__
 from imagestream_trigger.errors import (
     ApiError,
     ConflictError,
@@ -48,6 +49,8 @@ TOKEN_REFRESH_S = 60.0
 
 # Called with (verb, resource, code) after every request: the metrics live above us.
 Counter = Callable[[str, str, str], None]
+
+USER_AGENT = f"imagestream-trigger/{__version__}"
 
 
 def _error(status: int, body: Any, method: str, path: str) -> ApiError:
@@ -160,6 +163,8 @@ class Api:
                 # (OpenShift's cluster-wide proxy lists it in NO_PROXY anyway).
                 trust_env=False,
                 json_serialize=json.dumps,
+                # Names us in audit logs and as the field manager of what we write.
+                headers={"User-Agent": USER_AGENT},
             )
         return self._session
 

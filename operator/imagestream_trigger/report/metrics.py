@@ -28,7 +28,9 @@ from imagestream_trigger.triggers import ProblemCode
 disable_created_metrics()  # type: ignore[no-untyped-call]  # unannotated upstream
 
 SOURCES: Final = ("annotation", "imagetrigger")
-UPDATE_RESULTS: Final = ("updated", "unchanged", "dry_run", "failed")
+# observed: an annotated workload needed the new image, left to OpenShift's controller.
+UPDATE_RESULTS: Final = ("updated", "unchanged", "dry_run", "failed", "observed")
+NATIVE_MODES: Final = ("apply", "observe", "off")
 BUILD_RESULTS: Final = ("started", "already_built", "dry_run", "failed")
 # Why a key went back to the queue with backoff.
 RETRY_REASONS: Final = ("conflict", "forbidden", "failed", "build_unknown", "status", "error")
@@ -65,7 +67,7 @@ class Metrics:
         self.target_updates = Counter(
             f"{PREFIX}_target_updates",
             "Workload decisions, by kind, what declared it (annotation or imagetrigger) and result "
-            "(updated, unchanged, dry_run, failed).",
+            "(updated, unchanged, dry_run, failed, observed: left to OpenShift's controller).",
             ["kind", "source", "result"],
             registry=r,
         )
@@ -112,6 +114,13 @@ class Metrics:
             registry=r,
         )
 
+        self.native_mode = Gauge(
+            f"{PREFIX}_native_annotations_mode",
+            "1 for the mode image.openshift.io/triggers annotations are served in (apply: "
+            "written here, observe: reported only, off: ignored), 0 for the others.",
+            ["mode"],
+            registry=r,
+        )
         self.queue_depth = Gauge(
             f"{PREFIX}_queue_depth",
             "Keys (ImageTriggers, annotated workloads) waiting in the work queue.",
@@ -133,6 +142,10 @@ class Metrics:
         )
 
         self._zero_series()
+
+    def set_native_mode(self, mode: str) -> None:
+        for each in NATIVE_MODES:
+            self.native_mode.labels(each).set(1 if each == mode else 0)
 
     def count_request(self, verb: str, resource: str, code: str) -> None:
         self.api_requests.labels(verb, resource, code).inc()
@@ -160,6 +173,8 @@ class Metrics:
             self.retries.labels(reason)
         for what in RECONCILE_KINDS:
             self.reconcile_duration.labels(what)
+        for mode in NATIVE_MODES:
+            self.native_mode.labels(mode)
 
     def serve(self, port: int, address: str = "0.0.0.0") -> None:
         """Serve /metrics from a daemon thread (prometheus-client's own server)."""

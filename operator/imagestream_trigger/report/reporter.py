@@ -123,6 +123,10 @@ class Reporter:
     def unchanged(self, kind: TargetKind, source_label: str) -> None:
         self.metrics.target_updates.labels(kind, source_label, "unchanged").inc()
 
+    def observed(self, kind: TargetKind) -> None:
+        """An annotated workload needs a new image that OpenShift's controller writes."""
+        self.metrics.target_updates.labels(kind, ANNOTATION, "observed").inc()
+
     def build_result(
         self,
         bc: ObjectRef,
