@@ -68,5 +68,9 @@ class GoneError(ApiError):
     """HTTP 410: the resourceVersion a watch resumed from is no longer available."""
 
 
+class NotLeaderError(ApiError):
+    """Not sent: this replica does not hold the Lease (or no longer does), so it must not write."""
+
+
 class InvalidPatchError(ApiError):
     """HTTP 422 because a JSON Patch ``test`` op failed: the object changed since it was read."""

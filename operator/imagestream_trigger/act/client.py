@@ -37,6 +37,7 @@ from imagestream_trigger.errors import (
     GoneError,
     InvalidPatchError,
     NotFoundError,
+    NotLeaderError,
 )
 
 log = logging.getLogger(__name__)
@@ -98,6 +99,9 @@ class Api:
         self._token: str | None = None
         # A kubeconfig's tls-server-name: the name the certificate is checked against.
         self._server_hostname: str | None = getattr(configuration, "tls_server_name", None) or None
+        # With leader election: how long this replica may still write (0: not at all).
+        # None: no election, always allowed.
+        self.write_gate: Callable[[], float] | None = None
 
     @classmethod
     async def connect(cls, *, count: Counter | None = None, pool: int = 32) -> Api:
@@ -191,9 +195,20 @@ class Api:
         params: Mapping[str, str] | None = None,
         resource: str,
         request_timeout: float = 30.0,
+        gated: bool = True,
     ) -> Any:
-        """One HTTP request; returns the decoded JSON, raises an ``ApiError`` on >= 400."""
+        """One HTTP request; returns the decoded JSON, raises an ``ApiError`` on >= 400.
+
+        A write (any method but GET) is refused with ``NotLeaderError`` unless the
+        write gate is open, and given no longer than the gate stays open; ``gated``
+        False is for the Lease itself and for reads sent as POST (access reviews).
+        """
         verb = method.lower()
+        if gated and method != "GET" and self.write_gate is not None:
+            left = self.write_gate()
+            if left <= 0:
+                raise NotLeaderError(f"{method} {path}: not the leader", status=None)
+            request_timeout = min(request_timeout, left)
         data = None if body is None else json.dumps(body, separators=(",", ":"))
         try:
             async with self.session().request(

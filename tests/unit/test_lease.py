@@ -1,0 +1,53 @@
+"""Leader election's decisions, without a cluster (the behaviour is in tests/e2e/test_lease.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from imagestream_trigger.lease import Record, Step, Timing, next_step
+
+ME, OTHER = "pod-a", "pod-b"
+
+
+def held(by: str, duration: float = 8.0, renewed: str = "t1") -> Record:
+    return Record(by, duration, renewed, "t0", 3, "42")
+
+
+@pytest.mark.parametrize(
+    ("record", "since", "now", "step"),
+    [
+        pytest.param(None, 0.0, 0.0, Step.Create, id="no-lease"),
+        pytest.param(held(ME), 0.0, 100.0, Step.Renew, id="ours-even-if-old"),
+        pytest.param(held(""), 10.0, 10.0, Step.Take, id="released"),
+        pytest.param(held(OTHER), 10.0, 17.9, Step.Wait, id="theirs-valid"),
+        pytest.param(held(OTHER), 10.0, 18.0, Step.Take, id="theirs-expired-as-seen-here"),
+        pytest.param(held(OTHER, duration=1), 10.0, 11.0, Step.Take, id="their-duration-counts"),
+    ],
+)
+def test_next_step(record: Record | None, since: float, now: float, step: Step) -> None:
+    assert next_step(record, ME, since, now) is step
+
+
+def test_a_record_reads_a_lease_and_tells_terms_apart() -> None:
+    body = {
+        "metadata": {"resourceVersion": "7"},
+        "spec": {
+            "holderIdentity": OTHER,
+            "leaseDurationSeconds": 8,
+            "renewTime": "2026-11-29T20:00:00.000001Z",
+            "acquireTime": "2026-11-29T19:00:00.000000Z",
+            "leaseTransitions": 2,
+        },
+    }
+    record = Record.of(body)
+    assert (record.holder, record.duration_s, record.transitions) == (OTHER, 8.0, 2)
+    assert record.same_term(Record.of(body))
+    renewed = Record.of({**body, "spec": {**body["spec"], "renewTime": "later"}})
+    assert not record.same_term(renewed)
+    assert Record.of({}).holder == ""
+
+
+def test_timing_rules() -> None:
+    assert Timing().problems() == []
+    assert Timing(duration_s=5, renew_deadline_s=5).problems()
+    assert Timing(retry_period_s=5).problems()
