@@ -128,6 +128,11 @@ class TriggerInfo:
     # Written by us alone; not compared, so our own status write is no news.
     status: Mapping[str, Any] = field(compare=False, default_factory=dict)
 
+    @property
+    def service_account_name(self) -> str | None:
+        """The ServiceAccount its writes impersonate (``spec.serviceAccountName``), if named."""
+        return self.spec.service_account_name if self.spec is not None else None
+
 
 def _meta(body: Mapping[str, Any]) -> Mapping[str, Any]:
     meta = body.get("metadata")

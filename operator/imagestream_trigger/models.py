@@ -352,6 +352,8 @@ class ImageTriggerSpec(_Model):
     targets: Annotated[tuple[Target, ...], _count("target", MAX_TARGETS)]
     suspend: StrictBool = False
     dry_run: StrictBool = False
+    # Writes for this trigger impersonate this ServiceAccount of its namespace (identity.py).
+    service_account_name: DnsSubdomain | None = None
 
     @field_validator("targets")
     @classmethod

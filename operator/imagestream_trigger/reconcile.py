@@ -24,6 +24,7 @@ from typing import Any
 from imagestream_trigger.act.writer import Outcome, Writer, WriteResult, utcnow
 from imagestream_trigger.api import Reason
 from imagestream_trigger.errors import ApiError
+from imagestream_trigger.identity import ServiceAccount, acting_as
 from imagestream_trigger.index import Indexes, TriggerInfo
 from imagestream_trigger.intake import Key, Wake
 from imagestream_trigger.plan import (
@@ -62,6 +63,8 @@ _RETRY_REASONS = {
     Outcome.Failed: "failed",
     Outcome.Unknown: "build_unknown",
 }
+# Actions that write (or, for Recover, may write) to a target.
+_WRITES = frozenset({Action.Update, Action.Build, Action.Recover})
 
 
 class Reconciler:
@@ -72,12 +75,15 @@ class Reconciler:
         reporter: Reporter,
         *,
         write_annotations: bool = True,
+        default_service_account: str = "",
     ) -> None:
         self.indexes = indexes
         self.writer = writer
         self.reporter = reporter
         # False in observe mode: OpenShift's own controller writes annotated workloads.
         self.write_annotations = write_annotations
+        # Lockdown: ImageTriggers naming no ServiceAccount act as this one of their namespace.
+        self.default_service_account = default_service_account
 
     async def reconcile(self, key: Key, moved: frozenset[TagRef]) -> Pass:
         if key.is_trigger:
@@ -141,8 +147,23 @@ class Reconciler:
         # Suspended: still planned and reported (as a dry run), never written.
         dry_run = bool(spec and spec.dry_run) or suspended
         caused = plan.source is not None and plan.source in moved
+        identity = acting_as(
+            key.namespace, trigger.service_account_name, self.default_service_account
+        )
+        refused = await self._source_refused(plan, identity, dry_run=dry_run)
         done = await asyncio.gather(
-            *(self._act(trigger, plan, t, dry_run=dry_run, caused=caused) for t in plan.targets)
+            *(
+                self._act(
+                    trigger,
+                    plan,
+                    t,
+                    dry_run=dry_run,
+                    caused=caused,
+                    identity=identity,
+                    refused=refused,
+                )
+                for t in plan.targets
+            )
         )
         retries = [_RETRY_REASONS[r.outcome] for r in done if r is not None and r.outcome.retry]
         if any(r is not None and r.outcome is Outcome.Conflict for r in done):
@@ -189,7 +210,11 @@ class Reconciler:
         *,
         dry_run: bool,
         caused: bool,
+        identity: ServiceAccount | None = None,
+        refused: WriteResult | None = None,
     ) -> WriteResult | None:
+        """``identity``: whom the writes impersonate; ``refused``: why nothing may be written
+        for this trigger's source (see ``_source_refused``)."""
         assert plan.source is not None
         assert plan.image is not None
         source, reference = plan.source, plan.image.reference
@@ -202,19 +227,22 @@ class Reconciler:
             return None
         if target.buildconfig is not None:
             bc = target.buildconfig
-            result = await self.writer.build(
+            result = refused or await self.writer.build(
                 bc,
                 source,
                 reference,
                 ledger=_IntentLog(self.reporter, trigger),
                 recover=target.action is Action.Recover,
                 dry_run=dry_run,
+                identity=identity,
             )
             self.reporter.build_result(bc.ref, result, caused=caused, stream=stream, source=source)
             return result
         assert target.workload is not None
         workload = self.writer.current(target.workload)
-        result = await self.writer.patch_workload(workload, target.changes, dry_run=dry_run)
+        result = refused or await self.writer.patch_workload(
+            workload, target.changes, dry_run=dry_run, identity=identity
+        )
         self.reporter.workload_result(
             workload,
             describe_changes(target.changes),
@@ -225,6 +253,24 @@ class Reconciler:
             source=source,
         )
         return result
+
+    async def _source_refused(
+        self, plan: TriggerPlan, identity: ServiceAccount | None, *, dry_run: bool
+    ) -> WriteResult | None:
+        """Whether a trigger acting as a ServiceAccount may not follow its source in another
+        namespace: asked (one GET, as that account) only when something is to be written,
+        so a pass with nothing to do costs no request."""
+        source = plan.source
+        if (
+            identity is None
+            or source is None
+            or source.namespace == identity.namespace
+            or dry_run
+            or self.writer.dry_run
+            or not any(t.action in _WRITES for t in plan.targets)
+        ):
+            return None
+        return await self.writer.check_source(source, identity)
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,8 +360,12 @@ def _ledger(
             ledger[target.name] = BuildRecord(
                 result.image, requested, result.build or "(already built)"
             )
-        elif result.outcome in (Outcome.Forbidden, Outcome.Failed):
+        elif result.outcome in (Outcome.Forbidden, Outcome.Failed) and (
+            target.action is not Action.Recover
+        ):
             # Nothing was created: forget the intent, so the next pass sends it again.
+            # (Recovering, the refusal may be the LIST that was to find out whether an
+            # earlier request made a Build: the intent stays until that is known.)
             record = ledger.get(target.name)
             if record is not None and record.image == result.image and not record.build:
                 del ledger[target.name]

@@ -83,6 +83,9 @@ def required_permissions(settings: Settings) -> list[Permission]:
             wanted.append(Permission("list", resource.group, "builds"))
         elif not settings.dry_run:
             wanted.append(Permission("patch", resource.group, resource.plural))
+    if settings.default_service_account:
+        # Lockdown: every ImageTrigger's writes impersonate a ServiceAccount.
+        wanted.append(Permission("impersonate", "", "serviceaccounts"))
     wanted += [
         Permission("list", GROUP, IMAGETRIGGER_RESOURCE.plural),
         Permission("watch", GROUP, IMAGETRIGGER_RESOURCE.plural),
@@ -275,10 +278,17 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
         )
         reporter = Reporter(api, events, metrics)
         controller = Controller(
-            Reconciler(indexes, writer, reporter, write_annotations=mode == "apply"),
+            Reconciler(
+                indexes,
+                writer,
+                reporter,
+                write_annotations=mode == "apply",
+                default_service_account=settings.default_service_account,
+            ),
             metrics,
             workers=settings.workers,
         )
+        _log_identity(settings)
         # Events wait for the work queue to be idle: the writes go first (see events.py).
         events.busy = controller.busy
         versions = await prime(api, settings, intake)
@@ -354,6 +364,23 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
             await controller.stop()
         await events.stop()
         await api.close()
+
+
+def _log_identity(settings: Settings) -> None:
+    """Say once whose rights ImageTriggers without spec.serviceAccountName write with."""
+    if settings.default_service_account:
+        log.info(
+            "lockdown: ImageTriggers without spec.serviceAccountName act as the ServiceAccount "
+            '"%s" of their own namespace (impersonated); annotated workloads are written with '
+            "the operator's own rights",
+            settings.default_service_account,
+        )
+    else:
+        log.info(
+            "ImageTriggers without spec.serviceAccountName act with the operator's own rights "
+            "(set --default-service-account to make them act as a ServiceAccount of their "
+            "namespace)"
+        )
 
 
 def _target_event(

@@ -86,10 +86,19 @@ def object_path(obj: Mapping[str, Any], *, with_name: bool = True) -> str:
 
 
 class Kube:
-    def __init__(self, server: str, token: str, ca_file: Path | str) -> None:
+    def __init__(
+        self, server: str, token: str, ca_file: Path | str, *, impersonate: str | None = None
+    ) -> None:
         self.server = server.rstrip("/")
         self.token = token
+        self.ca_file = ca_file
         self.ssl = ssl.create_default_context(cafile=str(ca_file))
+        # Acts as this user (kubectl --as): the token's owner must be allowed to impersonate.
+        self.impersonate = impersonate
+
+    def as_user(self, user: str) -> Kube:
+        """The same credentials, impersonating ``user``."""
+        return Kube(self.server, self.token, self.ca_file, impersonate=user)
 
     def request(
         self,
@@ -108,6 +117,8 @@ class Kube:
         request = urllib.request.Request(url, data=data, method=method)
         request.add_header("Authorization", f"Bearer {self.token}")
         request.add_header("Accept", "application/json")
+        if self.impersonate:
+            request.add_header("Impersonate-User", self.impersonate)
         if data is not None:
             request.add_header("Content-Type", content_type)
         for attempt in range(20):

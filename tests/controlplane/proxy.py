@@ -2,8 +2,12 @@
 
 Every request is forwarded unchanged (watch streams included, bytes passed
 through as they arrive). Only what a CRD cannot express is answered here,
-with the caller's own permissions checked by SelfSubjectAccessReview so RBAC
-refusals look exactly as they would on OpenShift:
+with the caller's own permissions checked by SubjectAccessReview so RBAC
+refusals look exactly as they would on OpenShift. The caller is who
+kube-apiserver says the request is from (a SelfSubjectReview with the request's
+credentials and ``Impersonate-*`` headers), so an impersonated request is checked
+as the impersonated user, as openshift-apiserver checks what kube-apiserver hands
+it after impersonation:
 
 * ``POST .../buildconfigs/{name}/instantiate``: BuildRequest in, Build out.
 * ``GET .../imagestreamtags[/{stream}:{tag}]``: synthesized from the ImageStream;
@@ -40,6 +44,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import ClientError, ClientResponse, ClientSession, ClientTimeout, TCPConnector, web
+from multidict import CIMultiDict
 
 from tests.controlplane import openshift
 
@@ -51,6 +56,7 @@ BUILD = "build.openshift.io"
 ADMIN_PREFIX = "/_emulation/"
 FAULTS_PATH = "/_emulation/faults"
 HEALTH_PATH = "/_emulation/healthz"
+ANONYMOUS: dict[str, Any] = {"username": "system:anonymous", "groups": ["system:unauthenticated"]}
 _HOP_BY_HOP = {
     "connection",
     "keep-alive",
@@ -264,14 +270,22 @@ class Emulation:
             return response
 
     async def api(
-        self, method: str, path: str, body: Any = None, *, token: str | None = None
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        token: str | None = None,
+        impersonate: list[tuple[str, str]] | None = None,
     ) -> tuple[int, Any]:
-        """A JSON call to kube-apiserver, as admin unless ``token`` is given."""
+        """A JSON call to kube-apiserver, as admin unless ``token`` is given
+        (``impersonate``: the caller's Impersonate-* headers, passed on as they came)."""
         assert self.session is not None
-        headers = {
-            "Authorization": f"Bearer {token or self.admin_token}",
-            "Accept": "application/json",
-        }
+        headers = CIMultiDict(
+            {"Authorization": f"Bearer {token or self.admin_token}", "Accept": "application/json"}
+        )
+        for name, value in impersonate or ():
+            headers.add(name, value)
         async with self.session.request(
             method, self.upstream + path, json=body, headers=headers
         ) as response:
@@ -281,48 +295,75 @@ class Emulation:
             except ValueError:  # e.g. "404 page not found" for a group that is not served
                 return response.status, raw.decode(errors="replace")
 
+    async def caller(self, request: web.Request) -> dict[str, Any] | web.Response:
+        """Who the request acts as (its ``userInfo``), or kube-apiserver's own refusal.
+
+        On OpenShift kube-apiserver authenticates a request and checks and applies its
+        impersonation headers before openshift-apiserver sees it, with the resulting
+        user: so a SelfSubjectReview with the same credentials and headers says who
+        that is, and answers the same 403 when the impersonation is not allowed.
+        """
+        token = _token(request)
+        if not token:
+            return dict(ANONYMOUS)
+        impersonate = [
+            (name, value)
+            for name, value in request.headers.items()
+            if name.lower().startswith("impersonate-")
+        ]
+        code, who = await self.api(
+            "POST",
+            "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+            {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"},
+            token=token,
+            impersonate=impersonate,
+        )
+        if code == 401:
+            return dict(ANONYMOUS)
+        if code != 201:
+            return web.json_response(who, status=code)
+        user: dict[str, Any] = (who or {}).get("status", {}).get("userInfo", {})
+        return user
+
     async def allowed(
         self,
-        request: web.Request,
+        user: dict[str, Any],
         verb: str,
         group: str,
         resource: str,
         namespace: str,
         **extra: str,
-    ) -> tuple[bool, str]:
-        """Ask the API server whether the caller may do this; returns (allowed, username)."""
-        token = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-        if not token:
-            return False, "system:anonymous"
+    ) -> bool:
+        """Whether ``user`` (from ``caller``) may do this: a SubjectAccessReview, as
+        openshift-apiserver asks it."""
         attrs = {"verb": verb, "group": group, "resource": resource, "namespace": namespace}
         for key, value in extra.items():
             attrs[key] = value
+        spec: dict[str, Any] = {
+            "resourceAttributes": attrs,
+            "user": user.get("username", ""),
+            "groups": user.get("groups") or [],
+        }
+        if user.get("uid"):
+            spec["uid"] = user["uid"]
+        if user.get("extra"):
+            spec["extra"] = user["extra"]
         code, review = await self.api(
             "POST",
-            "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
-            {
-                "apiVersion": "authorization.k8s.io/v1",
-                "kind": "SelfSubjectAccessReview",
-                "spec": {"resourceAttributes": attrs},
-            },
-            token=token,
+            "/apis/authorization.k8s.io/v1/subjectaccessreviews",
+            {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview", "spec": spec},
         )
-        if code == 401:
-            return False, "system:anonymous"
-        _, who = await self.api(
-            "POST",
-            "/apis/authentication.k8s.io/v1/selfsubjectreviews",
-            {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"},
-            token=token,
-        )
-        username = (who or {}).get("status", {}).get("userInfo", {}).get("username", "unknown")
-        return bool(code == 201 and review["status"].get("allowed")), username
+        return bool(code == 201 and review["status"].get("allowed"))
 
     # -- build.openshift.io: instantiate -------------------------------------
 
     async def instantiate(self, request: web.Request, namespace: str, name: str) -> web.Response:
-        ok, user = await self.allowed(
-            request,
+        who = await self.caller(request)
+        if isinstance(who, web.Response):
+            return who
+        user = who.get("username", "unknown")
+        ok = await self.allowed(
+            who,
             "create",
             BUILD,
             "buildconfigs",
@@ -355,9 +396,7 @@ class Emulation:
                 strategy = openshift.strategy_subresource(bc)
             except openshift.OpenShiftError as refused:
                 return status(refused.code, refused.reason, refused.status_message())
-            ok, user = await self.allowed(
-                request, "create", BUILD, "builds", namespace, subresource=strategy
-            )
+            ok = await self.allowed(who, "create", BUILD, "builds", namespace, subresource=strategy)
             if not ok:
                 kind = openshift.strategy_type(bc["spec"]["strategy"])
                 return status(
@@ -502,8 +541,12 @@ class Emulation:
                 "NotImplemented",
                 f"{request.method} on imagestreamtags is not emulated by the test control plane",
             )
-        ok, user = await self.allowed(
-            request, "get" if name else "list", IMAGE, "imagestreamtags", namespace or ""
+        who = await self.caller(request)
+        if isinstance(who, web.Response):
+            return who
+        user = who.get("username", "unknown")
+        ok = await self.allowed(
+            who, "get" if name else "list", IMAGE, "imagestreamtags", namespace or ""
         )
         if not ok:
             where = f' in the namespace "{namespace}"' if namespace else " at the cluster scope"

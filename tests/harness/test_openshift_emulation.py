@@ -210,6 +210,69 @@ def test_instantiate_needs_rbac_on_the_subresource_and_the_strategy(
     assert build["kind"] == "Build"
 
 
+def test_an_impersonated_instantiate_is_checked_as_the_impersonated_user(
+    control_plane: ControlPlane, kube: Kube, namespace: str
+) -> None:
+    # As on OpenShift: kube-apiserver applies the impersonation, and openshift-apiserver
+    # checks the subresource and the strategy for the user it is handed.
+    make_stream(kube, namespace)
+    make_buildconfig(kube, namespace)
+    reference = simulate.import_image(kube, namespace, "app", "latest").reference
+    instantiate = path_for(BUILD, "buildconfigs", namespace, "app-build") + "/instantiate"
+    tenant = f"system:serviceaccount:{namespace}:tenant"
+    as_tenant = kube.as_user(tenant)  # the admin may do anything; the tenant nothing yet
+
+    with pytest.raises(ApiError) as refused:
+        as_tenant.create(instantiate, build_request(namespace, reference))
+    assert refused.value.status == 403
+    message = refused.value.body["message"]
+    assert f'User "{tenant}" cannot create resource "buildconfigs/instantiate"' in message
+
+    _grant(
+        kube,
+        namespace,
+        "tenant",
+        [
+            {
+                "apiGroups": ["build.openshift.io"],
+                "resources": ["buildconfigs/instantiate"],
+                "verbs": ["create"],
+            }
+        ],
+    )
+    refusal = _refusal_once_granted(as_tenant, instantiate, build_request(namespace, reference))
+    assert f'User "{tenant}" cannot create builds/docker' in refusal.body["message"]
+
+    # Whoever may not impersonate is refused by kube-apiserver itself.
+    plain = Kube(
+        control_plane.url,
+        service_account_token(kube, namespace, "plain"),
+        control_plane.ca_file,
+        impersonate=tenant,
+    )
+    with pytest.raises(ApiError) as not_allowed:
+        plain.create(instantiate, build_request(namespace, reference))
+    assert not_allowed.value.status == 403
+    assert 'cannot impersonate resource "serviceaccounts"' in not_allowed.value.body["message"]
+
+    _grant(
+        kube,
+        namespace,
+        "tenant",
+        [
+            {
+                "apiGroups": ["build.openshift.io"],
+                "resources": ["buildconfigs/instantiate", "builds/docker"],
+                "verbs": ["create"],
+            }
+        ],
+    )
+    build = eventually_allowed(
+        lambda: as_tenant.create(instantiate, build_request(namespace, reference))
+    )
+    assert build["kind"] == "Build"
+
+
 def _refusal_once_granted(as_sa: Kube, path: str, body: dict[str, Any]) -> ApiError:
     """The refusal left once the instantiate grant reached the RBAC cache (milliseconds)."""
     deadline = time.monotonic() + 10

@@ -19,6 +19,7 @@ from imagestream_trigger.api import (
     TargetKind,
 )
 from imagestream_trigger.errors import ApiError
+from imagestream_trigger.identity import ServiceAccount
 from imagestream_trigger.kinds import KINDS
 from imagestream_trigger.resolve import TagRef
 
@@ -202,6 +203,7 @@ def image_trigger(
     source_namespace: str | None = None,
     suspend: bool | None = None,
     dry_run: bool | None = None,
+    service_account: str | None = None,
     generation: int = 1,
     status: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
@@ -213,6 +215,8 @@ def image_trigger(
         spec["suspend"] = suspend
     if dry_run is not None:
         spec["dryRun"] = dry_run
+    if service_account is not None:
+        spec["serviceAccountName"] = service_account
     body: dict[str, Any] = {
         "apiVersion": "imagestream-trigger.dev/v1alpha1",
         "kind": "ImageTrigger",
@@ -254,6 +258,8 @@ class Call:
     params: Mapping[str, str] | None
     body: Any
     content_type: str | None
+    # The impersonated user ("system:serviceaccount:ns:name"), None for the operator itself.
+    acting_as: str | None = None
 
 
 Answer = Any  # a value to return, an exception to raise, or a callable taking the Call
@@ -323,10 +329,19 @@ class FakeApi:
         params: Mapping[str, str] | None = None,
         resource: str,
         request_timeout: float = 30.0,
+        impersonate: ServiceAccount | None = None,
     ) -> Any:
         assert resource, "every request names its resource, for the metrics"
         return await self._answer(
-            Call("request", method, path, params, body, content_type if body is not None else None)
+            Call(
+                "request",
+                method,
+                path,
+                params,
+                body,
+                content_type if body is not None else None,
+                impersonate.username if impersonate is not None else None,
+            )
         )
 
     async def with_retries(
@@ -340,6 +355,7 @@ class FakeApi:
         content_type: str = "application/json",
         params: Mapping[str, str] | None = None,
         resource: str,
+        impersonate: ServiceAccount | None = None,
     ) -> Any:
         assert method != "POST", "a POST is not idempotent: never retry it blindly"
         assert resource
@@ -351,5 +367,6 @@ class FakeApi:
                 params,
                 body,
                 content_type if body is not None else None,
+                impersonate.username if impersonate is not None else None,
             )
         )

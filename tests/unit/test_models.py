@@ -79,6 +79,16 @@ def test_full_spec() -> None:
     }
 
 
+def test_service_account_name() -> None:
+    assert parse_spec(VALID).service_account_name is None
+    assert parse_spec(spec_with(serviceAccountName="deployer")).service_account_name == "deployer"
+    with pytest.raises(InvalidSpecError) as caught:
+        parse_spec(spec_with(serviceAccountName="Deployer"))
+    assert caught.value.message.startswith(
+        'spec.serviceAccountName: "Deployer" is not a valid name: use lowercase letters'
+    )
+
+
 def test_models_are_frozen() -> None:
     spec = parse_spec(VALID)
     with pytest.raises(ValidationError):

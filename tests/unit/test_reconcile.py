@@ -56,7 +56,13 @@ TICK = 0.02
 
 
 class Rig:
-    def __init__(self, *, native: bool = True, write_annotations: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        native: bool = True,
+        write_annotations: bool = True,
+        default_service_account: str = "",
+    ) -> None:
         self.api = FakeApi()
         api = cast(Api, self.api)
         self.indexes = Indexes()
@@ -66,7 +72,11 @@ class Rig:
         self.events = Events(api)
         self.reporter = Reporter(api, self.events, self.metrics)
         self.reconciler = Reconciler(
-            self.indexes, self.writer, self.reporter, write_annotations=write_annotations
+            self.indexes,
+            self.writer,
+            self.reporter,
+            write_annotations=write_annotations,
+            default_service_account=default_service_account,
         )
 
     def load(self, *bodies: dict[str, Any]) -> Rig:
@@ -612,6 +622,203 @@ async def test_the_ledger_survives_a_blocked_pass() -> None:
     rig.intake.stream("ADDED", imagestream())
     await rig.run(FOLLOW, MOVED)
     assert len(rig.api.to(INSTANTIATE)) == 1
+
+
+# -- tenancy: writes as the trigger's ServiceAccount ---------------------------------------
+
+DEPLOYER = "system:serviceaccount:demo:deployer"
+SHARED_STREAM = "/apis/image.openshift.io/v1/namespaces/shared/imagestreams/app"
+SHARED = TagRef("shared", "app", "latest")
+
+
+def acting(rig: Rig) -> list[tuple[str, str, str | None]]:
+    """(method, path, impersonated user) of every request, in order."""
+    return [(c.method, c.path, c.acting_as) for c in rig.api.calls]
+
+
+async def test_a_trigger_with_a_service_account_writes_as_it_and_reports_as_itself() -> None:
+    rig = Rig().load(
+        imagestream(),
+        workload(),
+        buildconfig(),
+        image_trigger([WEB_TARGET, BC_TARGET], service_account="deployer"),
+    )
+    rig.api.on("POST", INSTANTIATE, {"metadata": {"name": "web-4"}})
+    assert await rig.run(FOLLOW, MOVED) == DONE
+    # Target writes as the ServiceAccount; the status (the build intent too) as the operator.
+    assert sorted(acting(rig)) == sorted(
+        [
+            ("PATCH", DEPLOYMENTS, DEPLOYER),
+            ("PATCH", STATUS, None),
+            ("POST", INSTANTIATE, DEPLOYER),
+            ("PATCH", STATUS, None),
+        ]
+    )
+    # A same-namespace source is read from the operator's own watch: no extra request.
+    assert rig.api.to(SHARED_STREAM) == []
+
+
+async def test_the_build_lookup_of_a_recovery_is_made_as_the_service_account() -> None:
+    status = {"builds": {"web": {"image": NEW, "requestedAt": "2025-01-10T10:16:00Z"}}}
+    body = image_trigger([BC_TARGET], service_account="deployer", status=status)
+    rig = Rig().load(imagestream(), buildconfig(), body)
+    rig.api.on("GET", BUILDS, {"items": [build("web-4", NEW)], "metadata": {}})
+    assert await rig.run(FOLLOW) == DONE
+    assert acting(rig) == [("GET", BUILDS, DEPLOYER), ("PATCH", STATUS, None)]
+
+
+async def test_a_refused_build_lookup_keeps_the_intent_and_sends_nothing() -> None:
+    status = {"builds": {"web": {"image": NEW, "requestedAt": "2025-01-10T10:16:00Z"}}}
+    body = image_trigger([BC_TARGET], service_account="deployer", status=status)
+    rig = Rig().load(imagestream(), buildconfig(), body)
+    rig.api.on(
+        "GET",
+        BUILDS,
+        api_error(
+            403,
+            f'builds.build.openshift.io is forbidden: User "{DEPLOYER}" cannot list resource '
+            '"builds" in API group "build.openshift.io" in the namespace "demo"',
+        ),
+    )
+    assert await rig.run(FOLLOW) == Pass(retry="forbidden")
+    assert rig.api.to(INSTANTIATE) == []
+    final = rig.statuses()[-1]
+    # The earlier request's fate is still unknown: its intent stays, so it is never resent
+    # blindly.
+    assert final["builds"] == status["builds"]
+    assert final["targets"][0]["result"] == "Forbidden"
+    assert "may not list builds (API group build.openshift.io)" in final["targets"][0]["message"]
+
+
+async def test_a_refusal_under_impersonation_names_the_account_and_heals_when_granted() -> None:
+    rig = Rig().load(
+        imagestream(), workload(), image_trigger([WEB_TARGET], service_account="deployer")
+    )
+    refusal = api_error(
+        403,
+        f'deployments.apps "web" is forbidden: User "{DEPLOYER}" cannot patch resource '
+        '"deployments" in API group "apps" in the namespace "demo"',
+    )
+    rig.api.on("PATCH", DEPLOYMENTS, refusal, {})
+    assert await rig.run(FOLLOW, MOVED) == Pass(retry="forbidden")
+    status = rig.statuses()[-1]
+    ready = condition(status, "Ready")
+    assert ready is not None
+    assert (ready["status"], ready["reason"]) == ("False", "Forbidden")
+    assert ready["message"].startswith(
+        "Deployment/web: ServiceAccount demo/deployer may not patch deployments "
+        "(API group apps) in namespace demo."
+    )
+    assert "check that the ServiceAccount exists" in ready["message"]
+    [warning] = rig.posted("Forbidden")
+    assert warning["type"] == "Warning"
+    assert warning["involvedObject"]["kind"] == IMAGETRIGGER
+    assert "ServiceAccount demo/deployer may not patch deployments" in warning["message"]
+    # The right is granted: the retry writes, and Ready comes back.
+    assert await rig.run(FOLLOW) == DONE
+    assert [c.acting_as for c in rig.api.to(DEPLOYMENTS)] == [DEPLOYER, DEPLOYER]
+    ready = condition(rig.statuses()[-1], "Ready")
+    assert ready is not None
+    assert (ready["status"], ready["reason"]) == ("True", "Applied")
+    assert len(rig.posted("Ready")) == 1
+
+
+async def test_the_default_service_account_locks_down_triggers_that_name_none() -> None:
+    rig = Rig(default_service_account="locked").load(
+        imagestream(),
+        workload(),
+        workload(name="api"),
+        annotated(name="annotated"),
+        image_trigger([WEB_TARGET]),
+        image_trigger(
+            [{"kind": "Deployment", "name": "api"}], name="own", service_account="deployer"
+        ),
+    )
+    await rig.run(FOLLOW, MOVED)
+    await rig.run(Key(IMAGETRIGGER, "demo", "own"), MOVED)
+    await rig.run(Key("Deployment", "demo", "annotated"), MOVED)
+    patches = {c.path.rpartition("/")[2]: c.acting_as for c in rig.api.to("", "PATCH")}
+    assert patches == {
+        "web": "system:serviceaccount:demo:locked",
+        "api": DEPLOYER,
+        # The annotation is OpenShift's, not an ImageTrigger: the operator's own rights.
+        "annotated": None,
+        "status": None,
+    }
+
+
+async def test_without_a_service_account_nothing_is_impersonated() -> None:
+    rig = Rig().load(
+        imagestream(namespace="shared", allowed="demo"),
+        workload(),
+        image_trigger([WEB_TARGET], source_namespace="shared"),
+    )
+    assert await rig.run(FOLLOW, frozenset({SHARED})) == DONE
+    assert acting(rig) == [("PATCH", DEPLOYMENTS, None), ("PATCH", STATUS, None)]
+
+
+async def test_a_cross_namespace_source_is_read_as_the_account_before_writing() -> None:
+    rig = Rig().load(
+        imagestream(namespace="shared", allowed="demo"),
+        workload(),
+        image_trigger([WEB_TARGET], source_namespace="shared", service_account="deployer"),
+    )
+    assert await rig.run(FOLLOW, frozenset({SHARED})) == DONE
+    assert acting(rig) == [
+        ("GET", SHARED_STREAM, DEPLOYER),
+        ("PATCH", DEPLOYMENTS, DEPLOYER),
+        ("PATCH", STATUS, None),
+    ]
+    # In sync (the watch brought the write back): no request at all.
+    rig.intake.workload(TargetKind.Deployment, "MODIFIED", workload(web=NEW))
+    calls = len(rig.api.calls)
+    assert await rig.run(FOLLOW, frozenset({SHARED})) == DONE
+    assert len(rig.api.calls) == calls
+
+
+async def test_a_cross_namespace_source_the_account_cannot_read_is_refused() -> None:
+    rig = Rig().load(
+        imagestream(namespace="shared", allowed="demo"),
+        workload(),
+        buildconfig(),
+        image_trigger(
+            [WEB_TARGET, BC_TARGET], source_namespace="shared", service_account="deployer"
+        ),
+    )
+    rig.api.on(
+        "GET",
+        SHARED_STREAM,
+        api_error(
+            403,
+            f'imagestreams.image.openshift.io "app" is forbidden: User "{DEPLOYER}" cannot get '
+            'resource "imagestreams" in API group "image.openshift.io" in the namespace "shared"',
+        ),
+    )
+    assert await rig.run(FOLLOW, frozenset({SHARED})) == Pass(retry="forbidden")
+    # One read for the pass, not one per target; nothing written, no build intent.
+    assert acting(rig) == [("GET", SHARED_STREAM, DEPLOYER), ("PATCH", STATUS, None)]
+    status = rig.statuses()[-1]
+    assert {t["result"] for t in status["targets"]} == {"Forbidden"}
+    assert all(
+        "ServiceAccount demo/deployer may not get imagestreams (API group image.openshift.io) "
+        "in namespace shared" in t["message"]
+        for t in status["targets"]
+    )
+    assert "builds" not in status
+
+
+@pytest.mark.parametrize("flag", ["dry_run", "suspend"])
+async def test_a_pass_that_writes_nothing_reads_no_source(flag: str) -> None:
+    rig = Rig().load(
+        imagestream(namespace="shared", allowed="demo"),
+        workload(),
+        image_trigger(
+            [WEB_TARGET], source_namespace="shared", service_account="deployer", **{flag: True}
+        ),
+    )
+    await rig.run(FOLLOW, frozenset({SHARED}))
+    assert rig.api.to(SHARED_STREAM) == []
+    assert rig.api.to(DEPLOYMENTS) == []
 
 
 # -- the controller ---------------------------------------------------------------------------

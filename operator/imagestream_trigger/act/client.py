@@ -7,7 +7,9 @@ the SAME settings feed our requests, our own watches and kopf's login
 
 Requests go through one keep-alive aiohttp session with bodies as plain dicts:
 the official client's model layer and per-request serialisation cost more
-than the write itself in a burst, and a write's answer is barely read. Every
+than the write itself in a burst, and a write's answer is barely read. A request
+made for an ImageTrigger that acts as a ServiceAccount (``identity.py``) carries one
+impersonation header more, on the same session and connections. Every
 request is counted in ``imagestream_trigger_api_requests_total``; failures are
 raised as our own error classes (``errors.py``). Nothing here retries a
 request that is not idempotent.
@@ -39,6 +41,7 @@ from imagestream_trigger.errors import (
     NotFoundError,
     NotLeaderError,
 )
+from imagestream_trigger.identity import ServiceAccount
 
 log = logging.getLogger(__name__)
 
@@ -172,13 +175,17 @@ class Api:
             )
         return self._session
 
-    def _headers(self, content_type: str | None) -> dict[str, str]:
+    def _headers(
+        self, content_type: str | None, impersonate: ServiceAccount | None = None
+    ) -> dict[str, str]:
         headers = {"Accept": "application/json"}
         token = self._bearer()
         if token:
             headers["Authorization"] = f"Bearer {token}"
         if content_type:
             headers["Content-Type"] = content_type
+        if impersonate is not None:
+            headers.update(impersonate.headers())
         return headers
 
     async def close(self) -> None:
@@ -196,9 +203,11 @@ class Api:
         resource: str,
         request_timeout: float = 30.0,
         gated: bool = True,
+        impersonate: ServiceAccount | None = None,
     ) -> Any:
         """One HTTP request; returns the decoded JSON, raises an ``ApiError`` on >= 400.
 
+        ``impersonate``: sent as that ServiceAccount (the API server authorizes it as such).
         A write (any method but GET) is refused with ``NotLeaderError`` unless the
         write gate is open, and given no longer than the gate stays open; ``gated``
         False is for the Lease itself and for reads sent as POST (access reviews).
@@ -216,7 +225,7 @@ class Api:
                 self.server + path,
                 data=data,
                 params=params,
-                headers=self._headers(content_type if data is not None else None),
+                headers=self._headers(content_type if data is not None else None, impersonate),
                 timeout=aiohttp.ClientTimeout(total=request_timeout),
                 server_hostname=self._server_hostname,
             ) as response:
@@ -321,6 +330,7 @@ async def paged(
     resource: str,
     params: Mapping[str, str] | None = None,
     limit: int = 500,
+    impersonate: ServiceAccount | None = None,
 ) -> AsyncIterator[dict[str, Any]]:
     """A LIST, page by page (following ``continue``); each page retried briefly."""
     token = ""
@@ -328,7 +338,9 @@ async def paged(
         query = {**(params or {}), "limit": str(limit)}
         if token:
             query["continue"] = token
-        page = await api.with_retries("GET", path, params=query, resource=resource)
+        page = await api.with_retries(
+            "GET", path, params=query, resource=resource, impersonate=impersonate
+        )
         page = page if isinstance(page, dict) else {}
         yield page
         token = (page.get("metadata") or {}).get("continue") or ""

@@ -13,6 +13,10 @@ Builds happen at most once per image, also across crashes and lost responses:
    cluster is asked: the BuildConfig's Builds are listed by their
    ``openshift.io/build-config.name`` label and searched for one triggered by
    that image. That LIST is the only read a change may cost.
+
+A write for an ImageTrigger that acts as a ServiceAccount (``identity``) is sent as
+that ServiceAccount, the LIST of its Builds too, and a refusal says which right the
+ServiceAccount lacks.
 """
 
 from __future__ import annotations
@@ -28,9 +32,10 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from imagestream_trigger.act.client import JSON_PATCH, Api, api_path, is_transient, paged
-from imagestream_trigger.api import TargetKind
+from imagestream_trigger.api import IMAGESTREAM_RESOURCE, TargetKind
 from imagestream_trigger.decide import ImageChange, build_request, workload_patch
 from imagestream_trigger.errors import ApiError, ForbiddenError, InvalidPatchError
+from imagestream_trigger.identity import Right, ServiceAccount, describe_denial
 from imagestream_trigger.index import BuildConfigInfo, ObjectRef, WorkloadInfo
 from imagestream_trigger.inflight import Overlay, Written
 from imagestream_trigger.kinds import KINDS
@@ -39,6 +44,7 @@ from imagestream_trigger.resolve import TagRef
 log = logging.getLogger(__name__)
 
 ALREADY_BUILT = "already instantiated a build for imageid"
+BUILD_GROUP = "build.openshift.io"
 BUILD_CONFIG_LABEL = "openshift.io/build-config.name"
 # A fault hook for tests only: exit the process right after an instantiate returned,
 # before anything records its outcome. Never set in production.
@@ -112,9 +118,15 @@ class Writer:
         return dataclasses.replace(workload, containers=containers)
 
     async def patch_workload(
-        self, workload: WorkloadInfo, changes: Sequence[ImageChange], *, dry_run: bool = False
+        self,
+        workload: WorkloadInfo,
+        changes: Sequence[ImageChange],
+        *,
+        dry_run: bool = False,
+        identity: ServiceAccount | None = None,
     ) -> WriteResult:
-        """Write ``changes`` with one guarded JSON Patch; never raises."""
+        """Write ``changes`` with one guarded JSON Patch, as ``identity`` (None: the
+        operator itself); never raises."""
         changes = still_valid(changes, self.current(workload))
         if not changes:
             return WriteResult(Outcome.NothingToDo)
@@ -140,14 +152,20 @@ class Writer:
         try:
             async with self._slots:
                 await self.api.with_retries(
-                    "PATCH", path, body=ops, content_type=JSON_PATCH, resource=spec.resource.plural
+                    "PATCH",
+                    path,
+                    body=ops,
+                    content_type=JSON_PATCH,
+                    resource=spec.resource.plural,
+                    impersonate=identity,
                 )
         except ApiError as error:
             self.overlay.discard(workload.id, writes)
             if isinstance(error, InvalidPatchError):
                 return WriteResult(Outcome.Conflict, "changed while being updated; re-planning")
             if isinstance(error, ForbiddenError):
-                return WriteResult(Outcome.Forbidden, error.server_message)
+                attempted = Right("patch", spec.resource.plural, spec.resource.group, ref.namespace)
+                return WriteResult(Outcome.Forbidden, _refusal(error, identity, attempted))
             return WriteResult(Outcome.Failed, error.server_message, transient=is_transient(error))
         return WriteResult(Outcome.Written, image=image, containers=containers)
 
@@ -162,8 +180,9 @@ class Writer:
         ledger: BuildLog,
         recover: bool,
         dry_run: bool = False,
+        identity: ServiceAccount | None = None,
     ) -> WriteResult:
-        """Start one build of ``reference`` (at most once); never raises.
+        """Start one build of ``reference`` (at most once), as ``identity``; never raises.
 
         ``recover``: an intent for this image was recorded earlier and its outcome
         is unknown, so the cluster is asked before anything is sent.
@@ -173,13 +192,18 @@ class Writer:
         try:
             async with self._slots:
                 if recover:
-                    found = await self._find_build(bc.ref, reference)
+                    try:
+                        found = await self._find_build(bc.ref, reference, identity)
+                    except ForbiddenError as error:
+                        attempted = Right("list", "builds", BUILD_GROUP, bc.ref.namespace)
+                        message = _refusal(error, identity, attempted)
+                        return WriteResult(Outcome.Forbidden, message, image=reference)
                     if found:
                         log.info("%s: found Build %s for %s", bc.ref, found, reference)
                         return WriteResult(Outcome.AlreadyBuilt, image=reference, build=found)
                 await ledger.intend(bc.ref.name, reference, self._now())
-                return await self._instantiate(bc, source, reference)
-        except ForbiddenError as error:
+                return await self._instantiate(bc, source, reference, identity)
+        except ForbiddenError as error:  # the intent's status write: the operator's own
             return WriteResult(Outcome.Forbidden, error.server_message, image=reference)
         except ApiError as error:
             # The intent could not be written or the Builds could not be listed:
@@ -189,17 +213,23 @@ class Writer:
             )
 
     async def _instantiate(
-        self, bc: BuildConfigInfo, source: TagRef, reference: str
+        self, bc: BuildConfigInfo, source: TagRef, reference: str, identity: ServiceAccount | None
     ) -> WriteResult:
         spec = KINDS[TargetKind.BuildConfig].resource
         path = api_path(spec.group, spec.version, spec.plural, bc.ref.namespace, bc.ref.name)
         request = build_request(bc.ref.name, bc.ref.namespace, source, reference)
         try:
             build = await self.api.request(
-                "POST", path + "/instantiate", body=request, resource="buildconfigs/instantiate"
+                "POST",
+                path + "/instantiate",
+                body=request,
+                resource="buildconfigs/instantiate",
+                impersonate=identity,
             )
         except ForbiddenError as error:
-            return WriteResult(Outcome.Forbidden, error.server_message, image=reference)
+            attempted = Right("create", "buildconfigs/instantiate", spec.group, bc.ref.namespace)
+            message = _refusal(error, identity, attempted)
+            return WriteResult(Outcome.Forbidden, message, image=reference)
         except ApiError as error:
             if ALREADY_BUILT in error.server_message:
                 return WriteResult(Outcome.AlreadyBuilt, image=reference)
@@ -217,15 +247,47 @@ class Writer:
         name = (build or {}).get("metadata", {}).get("name", "") if isinstance(build, dict) else ""
         return WriteResult(Outcome.Written, image=reference, build=str(name))
 
-    async def _find_build(self, bc: ObjectRef, reference: str) -> str:
+    async def _find_build(
+        self, bc: ObjectRef, reference: str, identity: ServiceAccount | None
+    ) -> str:
         """The name of a Build of ``bc`` triggered by ``reference``, or ""."""
-        path = api_path("build.openshift.io", "v1", "builds", bc.namespace)
+        path = api_path(BUILD_GROUP, "v1", "builds", bc.namespace)
         selector = {"labelSelector": f"{BUILD_CONFIG_LABEL}={bc.name}"}
-        async for page in paged(self.api, path, resource="builds", params=selector):
+        pages = paged(self.api, path, resource="builds", params=selector, impersonate=identity)
+        async for page in pages:
             for item in page.get("items") or []:
                 if _triggered_by(item, reference):
                     return str(item.get("metadata", {}).get("name", ""))
         return ""
+
+    # -- sources -------------------------------------------------------------------
+
+    async def check_source(self, source: TagRef, identity: ServiceAccount) -> WriteResult | None:
+        """Whether ``identity`` may read the ImageStream of ``source``: None if so, else why
+        not. One impersonated GET, made only before something is written for it.
+
+        The operator reads every stream through its own watch; without this check an
+        ImageTrigger could follow a stream (in another namespace) its ServiceAccount may
+        not read.
+        """
+        res = IMAGESTREAM_RESOURCE
+        path = api_path(res.group, res.version, res.plural, source.namespace, source.stream)
+        try:
+            await self.api.with_retries("GET", path, resource=res.plural, impersonate=identity)
+        except ForbiddenError as error:
+            attempted = Right("get", res.plural, res.group, source.namespace)
+            return WriteResult(Outcome.Forbidden, _refusal(error, identity, attempted))
+        except ApiError as error:
+            return WriteResult(Outcome.Failed, error.server_message, transient=is_transient(error))
+        return None
+
+
+def _refusal(error: ForbiddenError, identity: ServiceAccount | None, attempted: Right) -> str:
+    """A 403's message: the server's own for the operator; for a ServiceAccount, which
+    right it lacks."""
+    if identity is None:
+        return error.server_message
+    return describe_denial(identity, attempted, error.server_message)
 
 
 def _triggered_by(build: Mapping[str, Any], reference: str) -> bool:
