@@ -15,7 +15,7 @@ from typing import Any
 
 from imagestream_trigger import __version__
 from imagestream_trigger.errors import ConfigurationError
-from imagestream_trigger.settings import ENV_PREFIX, Settings, from_sources
+from imagestream_trigger.settings import ENV_PREFIX, Settings, flag_for, from_sources
 
 DESCRIPTION = """\
 Follow OpenShift ImageStream tags into workloads and builds.
@@ -113,6 +113,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-concurrent-writes", type=int, metavar="N", help=_help("max_concurrent_writes")
     )
     run.add_argument("--workers", type=int, metavar="N", help=_help("workers"))
+    election = run.add_argument_group("leader election (several replicas, one writer)")
+    election.add_argument(
+        "--leader-election",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help=_help("leader_election"),
+    )
+    election.add_argument("--lease-namespace", metavar="NS", help=_help("lease_namespace"))
+    election.add_argument("--lease-name", metavar="NAME", help=_help("lease_name"))
+    for field in ("duration", "renew_deadline", "retry_period"):
+        name = f"lease_{field}_seconds"
+        election.add_argument(flag_for(name), type=float, metavar="S", help=_help(name))
     return parser
 
 

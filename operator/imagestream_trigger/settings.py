@@ -12,7 +12,14 @@ import re
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from imagestream_trigger.errors import ConfigurationError
 
@@ -102,6 +109,47 @@ class Settings(BaseModel):
         ),
     )
 
+    leader_election: bool = Field(
+        default=True,
+        description=(
+            "Run several replicas with one writer: the holder of a coordination.k8s.io Lease "
+            "writes, the others watch and keep their indexes warm to take over. Needs the "
+            "Lease's namespace (--lease-namespace, or the pod's own); without one, the "
+            "operator runs alone, as if this were off."
+        ),
+    )
+    lease_namespace: str = Field(
+        default="",
+        description=(
+            "Namespace of the Lease. Empty: the pod's own (POD_NAMESPACE, or its "
+            "ServiceAccount's namespace file); outside a pod, no leader election."
+        ),
+    )
+    lease_name: str = Field(
+        default="imagestream-trigger",
+        description="Name of the Lease (one per shard or per independent install).",
+    )
+    lease_duration_seconds: float = Field(
+        default=8.0,
+        gt=0,
+        description=(
+            "How long a standby waits, after the Lease last changed, before taking it from "
+            "a leader that stopped renewing (a crash takes over within this plus the retry "
+            "period)."
+        ),
+    )
+    lease_renew_deadline_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description=(
+            "A leader that could not renew for this long stops writing; shorter than the "
+            "duration, so it has stopped before anyone else may start."
+        ),
+    )
+    lease_retry_period_seconds: float = Field(
+        default=1.0, gt=0, description="How often the leader renews the Lease."
+    )
+
     @field_validator("native_annotations", mode="before")
     @classmethod
     def _legacy_boolean(cls, value: Any) -> Any:
@@ -125,6 +173,18 @@ class Settings(BaseModel):
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
+
+    @model_validator(mode="after")
+    def _lease_timing(self) -> Settings:
+        if not self.lease_renew_deadline_seconds < self.lease_duration_seconds:
+            raise ValueError(
+                "lease_renew_deadline_seconds must be shorter than lease_duration_seconds"
+            )
+        if not self.lease_retry_period_seconds < self.lease_renew_deadline_seconds:
+            raise ValueError(
+                "lease_retry_period_seconds must be shorter than lease_renew_deadline_seconds"
+            )
+        return self
 
     @property
     def clusterwide(self) -> bool:
@@ -150,6 +210,8 @@ def from_sources(flags: Mapping[str, Any], environ: Mapping[str, str] | None = N
     except ValidationError as error:
         problems = "; ".join(
             f"{ENV_PREFIX}{str(e['loc'][0]).upper()} / {flag_for(str(e['loc'][0]))}: {e['msg']}"
+            if e["loc"]
+            else str(e["msg"]).removeprefix("Value error, ")
             for e in error.errors()
         )
         raise ConfigurationError(f"invalid settings: {problems}") from None

@@ -25,6 +25,12 @@ FLAGS = {
     "resync_seconds": "--resync-seconds",
     "max_concurrent_writes": "--max-concurrent-writes",
     "workers": "--workers",
+    "leader_election": "--leader-election",
+    "lease_namespace": "--lease-namespace",
+    "lease_name": "--lease-name",
+    "lease_duration_seconds": "--lease-duration-seconds",
+    "lease_renew_deadline_seconds": "--lease-renew-deadline-seconds",
+    "lease_retry_period_seconds": "--lease-retry-period-seconds",
 }
 
 

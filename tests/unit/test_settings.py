@@ -23,6 +23,12 @@ DEFAULTS = {
     "resync_seconds": 600.0,
     "max_concurrent_writes": 16,
     "workers": 16,
+    "leader_election": True,
+    "lease_namespace": "",
+    "lease_name": "imagestream-trigger",
+    "lease_duration_seconds": 8.0,
+    "lease_renew_deadline_seconds": 5.0,
+    "lease_retry_period_seconds": 1.0,
 }
 
 
@@ -84,6 +90,12 @@ def test_every_field_is_read_from_its_variable() -> None:
         resync_seconds="1.5",
         max_concurrent_writes="3",
         workers="4",
+        leader_election="false",
+        lease_namespace="ops",
+        lease_name="shard-1",
+        lease_duration_seconds="20",
+        lease_renew_deadline_seconds="12",
+        lease_retry_period_seconds="3",
     )
     assert set(variables) == {ENV_PREFIX + name.upper() for name in Settings.model_fields}
     assert from_sources({}, variables).model_dump() == {
@@ -100,6 +112,12 @@ def test_every_field_is_read_from_its_variable() -> None:
         "resync_seconds": 1.5,
         "max_concurrent_writes": 3,
         "workers": 4,
+        "leader_election": False,
+        "lease_namespace": "ops",
+        "lease_name": "shard-1",
+        "lease_duration_seconds": 20.0,
+        "lease_renew_deadline_seconds": 12.0,
+        "lease_retry_period_seconds": 3.0,
     }
 
 
@@ -304,3 +322,19 @@ def test_native_mode(
     chosen, why = native_mode(requested, apiservice, problem)
     assert chosen == mode
     assert said in why
+
+
+@pytest.mark.parametrize(
+    ("values", "problem"),
+    [
+        pytest.param(
+            {"lease_duration_seconds": "5"}, "renew_deadline_seconds must be shorter", id="deadline"
+        ),
+        pytest.param(
+            {"lease_retry_period_seconds": "5"}, "retry_period_seconds must be shorter", id="retry"
+        ),
+    ],
+)
+def test_lease_timings_must_nest(values: dict[str, str], problem: str) -> None:
+    with pytest.raises(ConfigurationError, match=problem):
+        from_sources({}, env(**values))
