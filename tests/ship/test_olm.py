@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -113,19 +114,29 @@ def test_bundle_command_writes_the_files_and_removes_stale_ones(tmp_path: Path) 
 # -- the CSV installs what manifests/ installs ----------------------------------------
 
 
-def test_csv_deployment_is_the_deployment_of_manifests() -> None:
-    shipped = manifest("deployment.yaml")
+@pytest.fixture(scope="module")
+def installed(kustomize: Callable[..., str]) -> list[dict[str, Any]]:
+    """What `oc apply -k manifests/` creates: the real kustomize's render."""
+    return documents(kustomize())
+
+
+def one(docs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    (found,) = [d for d in docs if d["kind"] == kind]
+    return found
+
+
+def test_csv_deployment_is_the_deployment_of_manifests(installed: list[dict[str, Any]]) -> None:
+    shipped = one(installed, "Deployment")
     (entry,) = csv()["spec"]["install"]["spec"]["deployments"]
     assert entry["name"] == shipped["metadata"]["name"]
     assert entry["label"] == shipped["metadata"]["labels"]
     expected, actual = copy.deepcopy(shipped["spec"]), copy.deepcopy(entry["spec"])
-    (want,), (got,) = (
-        expected["template"]["spec"]["containers"],
-        actual["template"]["spec"]["containers"],
-    )
-    # The two documented differences: the image is tagged with the package version...
-    assert want["image"].endswith(":latest")
-    assert got["image"] == want["image"].removesuffix(":latest") + f":{VERSION}"
+    (want,) = expected["template"]["spec"]["containers"]
+    (got,) = actual["template"]["spec"]["containers"]
+    # The two documented differences: the image is this release's (kustomize's pinned tag,
+    # or the version where manifests/ leaves the tag open)...
+    assert got["image"] == generator.tagged(want["image"], VERSION)
+    assert got["image"].endswith(f":{VERSION}"), "the CSV must install the operator of its version"
     # ...and the namespaces to serve are the ones OLM targets.
     env = {e["name"]: e for e in got["env"]}
     assert env["IMAGESTREAM_TRIGGER_NAMESPACES"] == {
@@ -142,43 +153,92 @@ def test_csv_deployment_is_the_deployment_of_manifests() -> None:
     assert_same("the Deployment spec (image and namespaces aside)", expected, actual)
 
 
-def test_csv_service_account_and_rules_are_those_of_manifests() -> None:
-    role, binding = manifest("rbac/cluster_role.yaml"), manifest("rbac/cluster_role_binding.yaml")
-    account = manifest("rbac/service_account.yaml")["metadata"]["name"]
+def test_csv_service_account_and_rules_are_those_of_manifests(
+    installed: list[dict[str, Any]],
+) -> None:
+    account = one(installed, "ServiceAccount")["metadata"]["name"]
     strategy = csv()["spec"]["install"]["spec"]
-    (permission,) = strategy["clusterPermissions"]
-    assert "permissions" not in strategy  # manifests/ has no namespaced Role
-    assert permission["serviceAccountName"] == account
     (deployment,) = strategy["deployments"]
     assert deployment["spec"]["template"]["spec"]["serviceAccountName"] == account
-    assert binding["roleRef"]["name"] == role["metadata"]["name"]
-    assert [s["name"] for s in binding["subjects"]] == [account]
-    assert_same("the ClusterRole rules", role["rules"], permission["rules"])
+    roles = {d["metadata"]["name"]: d for d in installed if d["kind"] == "ClusterRole"}
+    expected: list[Any] = []
+    for binding in (d for d in installed if d["kind"] == "ClusterRoleBinding"):
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": account, "namespace": NAMESPACE}
+        ]
+        expected += roles[binding["roleRef"]["name"]]["rules"]
+    (permission,) = strategy["clusterPermissions"]
+    assert permission["serviceAccountName"] == account
+    assert_same("the ClusterRole rules", expected, permission["rules"])
+    namespaced = [d for d in installed if d["kind"] in ("Role", "RoleBinding")]
+    assert ("permissions" in strategy) is bool(namespaced)
 
 
-def test_crd_and_other_objects_ship_as_in_manifests() -> None:
+def test_crd_and_other_objects_ship_as_in_manifests(installed: list[dict[str, Any]]) -> None:
     crd = BUNDLE / "manifests" / "imagestream-trigger.dev_imagetriggers.yaml"
     assert crd.read_bytes() == (MANIFESTS / "crd" / "imagetriggers.yaml").read_bytes()
-    # The Namespace, ServiceAccount, RBAC and Deployment are OLM's to create from the CSV;
-    # everything else in manifests/ ships as it is, without a namespace: OLM creates it
-    # in whichever namespace the operator is installed.
-    from_csv = {"Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Deployment"}
+    # The Namespace, ServiceAccount, Deployment and the RBAC bound to the operator are
+    # OLM's to create from the CSV; every other object of manifests/ ships as it is, but
+    # without a namespace: OLM creates it in whichever namespace the operator goes to.
+    bound = {d["roleRef"]["name"] for d in installed if d["kind"].endswith("RoleBinding")}
+    from_csv = {"Namespace", "ServiceAccount", "Deployment", "ClusterRoleBinding", "RoleBinding"}
     others = [
-        m.doc
-        for m in generator.load_manifests(REPO)
-        if m.kind not in from_csv | {"CustomResourceDefinition"}
+        d
+        for d in installed
+        if d["kind"] not in from_csv | {"CustomResourceDefinition"} | set(generator.LEFT_OUT)
+        and not (d["kind"] in ("ClusterRole", "Role") and d["metadata"]["name"] in bound)
     ]
     assert {"Service", "ServiceMonitor", "PrometheusRule"} <= {d["kind"] for d in others}
     for doc in others:
         expected = copy.deepcopy(doc)
-        assert expected["metadata"].pop("namespace") == NAMESPACE
+        assert expected["metadata"].pop("namespace", NAMESPACE) == NAMESPACE
         shipped = BUNDLE / "manifests" / generator.file_name(expected)
         assert shipped.is_file(), f"{doc['kind']} {doc['metadata']['name']} is not in the bundle"
-        assert_same(f"{doc['kind']} in the bundle", expected, load(shipped))
+        assert_same(f"{doc['kind']} {doc['metadata']['name']}", expected, load(shipped))
     kinds = [load(p)["kind"] for p in (BUNDLE / "manifests").glob("*.yaml")]
     assert sorted(kinds) == sorted(
         ["ClusterServiceVersion", "CustomResourceDefinition", *(d["kind"] for d in others)]
     )
+
+
+def test_what_the_bundle_leaves_out_is_named_in_the_docs(repo_copy: Path) -> None:
+    # A NetworkPolicy in manifests/ (as a hardened install has) stays out of the bundle,
+    # and docs/olm.md says how to apply it.
+    policy = {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": "imagestream-trigger", "namespace": NAMESPACE},
+        "spec": {"podSelector": {}, "policyTypes": ["Ingress"]},
+    }
+    (repo_copy / "manifests" / "np.yaml").write_text(yaml.safe_dump(policy))
+    edit_yaml(
+        repo_copy / "manifests/kustomization.yaml", lambda d: d["resources"].append("np.yaml")
+    )
+    files = generator.render(repo_copy)
+    assert not [name for name in files if "networkpolicy" in name]
+    (left,) = generator.sort_manifests(generator.load_manifests(repo_copy)).left_out
+    assert left.kind == "NetworkPolicy"
+    for kind in generator.LEFT_OUT:
+        assert kind in DOC.read_text()
+
+
+def test_kustomize_images_reach_the_csv_as_kustomize_applies_them(
+    repo_copy: Path, kustomize: Callable[..., str]
+) -> None:
+    deployment = one(documents(kustomize()), "Deployment")
+    name = generator.repository(deployment["spec"]["template"]["spec"]["containers"][0]["image"])
+    edit_yaml(
+        repo_copy / "manifests/kustomization.yaml",
+        lambda d: d.update(images=[{"name": name, "newName": "quay.io/acme/ist", "newTag": "9.9"}]),
+    )
+    kustomized = one(documents(kustomize(repo_copy / "manifests")), "Deployment")
+    files = generator.render(repo_copy)
+    rendered = yaml.safe_load(files[f"bundle/manifests/{PACKAGE}.clusterserviceversion.yaml"])
+    (entry,) = rendered["spec"]["install"]["spec"]["deployments"]
+    image = entry["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert image == kustomized["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert image == "quay.io/acme/ist:9.9"
+    assert rendered["metadata"]["annotations"]["containerImage"] == image
 
 
 def test_csv_owns_the_crd_and_describes_every_spec_field() -> None:
@@ -343,8 +403,8 @@ BROKEN: list[tuple[str, str, Any, str]] = [
     (
         "kustomize-patches",
         "manifests/kustomization.yaml",
-        lambda d: d.update(images=[{"name": "x", "newTag": "1"}]),
-        "uses images: scripts/bundle.py reads `resources` only",
+        lambda d: d.update(namePrefix="x-"),
+        "uses namePrefix: scripts/bundle.py reads `resources` and `images` only",
     ),
     (
         "unsupported-kind",
