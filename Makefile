@@ -7,7 +7,7 @@ UV_VERSION := 0.13.8
 UV := .tools/bin/uv
 PY := .venv/bin/python
 
-.PHONY: help setup system-deps binaries test check lint format typecheck unit demo bench bench-quick lock build clean
+.PHONY: help setup system-deps binaries test check lint format typecheck unit demo bench bench-quick lock build bundle clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -62,6 +62,9 @@ lock: $(UV) ## re-resolve dependencies: uv.lock and the image's requirements.loc
 
 build: $(UV) ## build the wheel and sdist into dist/
 	$(UV) build
+
+bundle: .venv/.synced ## render the OLM bundle and catalog (bundle/, catalog/) from manifests/
+	$(PY) scripts/bundle.py
 
 clean: ## remove the environments and caches (keeps the Go build cache)
 	rm -rf .venv .tools .cache dist .mypy_cache .ruff_cache .pytest_cache

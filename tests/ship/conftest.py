@@ -23,6 +23,7 @@ REPO = binaries.REPO
 CHART = REPO / "helm" / "imagestream-trigger"
 MANIFESTS = REPO / "manifests"
 MONITORING_CRDS = REPO / "tests" / "controlplane" / "crds" / "monitoring"
+OLM_CRDS = REPO / "tests" / "controlplane" / "crds" / "olm"
 NAMESPACE = "imagestream-trigger"  # where manifests/ installs the operator
 
 
@@ -109,6 +110,13 @@ def kustomize(kubectl_bin: Path) -> Callable[..., str]:
 def monitoring_crds(kube: Kube) -> list[str]:
     """ServiceMonitor and PrometheusRule (monitoring.coreos.com/v1), served by the control plane."""
     return install_crds(kube, sorted(MONITORING_CRDS.glob("*.yaml")))
+
+
+@pytest.fixture(scope="session")
+def olm_crds(kube: Kube) -> list[str]:
+    """OLM's ClusterServiceVersion, CatalogSource, Subscription and OperatorGroup CRDs
+    (operators.coreos.com), served by the control plane; no OLM runs."""
+    return install_crds(kube, sorted(OLM_CRDS.glob("*.yaml")))
 
 
 @pytest.fixture(scope="session")
