@@ -23,6 +23,7 @@ from tests.controlplane.cluster import ControlPlane
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "helm" / "imagestream-trigger"
 MANIFESTS = REPO / "manifests"
+HELM_DOC = REPO / "docs" / "helm.md"
 NAMESPACE = "imagestream-trigger"
 ENV = "IMAGESTREAM_TRIGGER_"
 
@@ -416,6 +417,64 @@ def test_chart_alert_groups_are_a_copy_of_manifests() -> None:
     ]
     copy = yaml.safe_load((CHART / "files" / "prometheusrule-groups.yaml").read_text())
     assert_same("spec of the PrometheusRule", rule["spec"], copy)
+
+
+# -- docs/helm.md lists every value ------------------------------------------------
+
+
+def documented_values() -> dict[str, tuple[str, str]]:
+    """{key: (type, default)} from the table under "## Values" in docs/helm.md."""
+    section = HELM_DOC.read_text().split("\n## Values\n", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `([^`]+)` \| ([^|]+) \| `([^`]*)` \|", section, re.M)
+    assert rows, "docs/helm.md has no values table under '## Values'"
+    table: dict[str, tuple[str, str]] = {}
+    for key, kind, default in rows:
+        assert key not in table, f"docs/helm.md lists {key} twice"
+        table[key] = (kind.strip(), default)
+    return table
+
+
+def chart_values() -> dict[str, tuple[str, str]]:
+    """{key: (schema type, default as JSON)} of every key of values.yaml: a section (an
+    object the schema gives properties) is walked into, anything else is one value."""
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    schema = json.loads((CHART / "values.schema.json").read_text())
+
+    def resolve(node: dict[str, Any]) -> dict[str, Any]:
+        while "$ref" in node:
+            node = schema["definitions"][node["$ref"].rsplit("/", 1)[1]]
+        return node
+
+    found: dict[str, tuple[str, str]] = {}
+
+    def walk(level: dict[str, Any], properties: dict[str, Any], prefix: str) -> None:
+        for key, value in level.items():
+            assert key in properties, f"values.yaml's {prefix}{key} is not in values.schema.json"
+            node = resolve(properties[key])
+            if "properties" in node and isinstance(value, dict):
+                walk(value, node["properties"], f"{prefix}{key}.")
+            else:
+                kind = node["type"]
+                found[prefix + key] = (
+                    " or ".join(kind) if isinstance(kind, list) else kind,
+                    json.dumps(value),
+                )
+
+    walk(values, schema["properties"], "")
+    return found
+
+
+def test_docs_table_lists_every_value_with_its_type_and_default() -> None:
+    documented, actual = documented_values(), chart_values()
+    missing = sorted(set(actual) - set(documented))
+    assert not missing, f"values.yaml keys docs/helm.md does not list: {missing}"
+    gone = sorted(set(documented) - set(actual))
+    assert not gone, f"docs/helm.md lists keys values.yaml no longer has: {gone}"
+    for key, (kind, default) in actual.items():
+        assert documented[key] == (kind, default), (
+            f"docs/helm.md says {key} is {documented[key][0]} defaulting to "
+            f"{documented[key][1]}; values.yaml and the schema say {kind}, {default}"
+        )
 
 
 # -- drift: the chart renders what manifests/ installs -------------------------------

@@ -173,3 +173,9 @@ def test_the_check_fails_when_a_fix_is_undone(
     break_it(docs)
     problems = unexpected(score(yaml.safe_dump_all(docs)))
     assert check in {p.check for p in problems}, problems
+
+
+def test_docs_name_each_ignored_check() -> None:
+    doc = (CHART.parents[1] / "docs" / "helm.md").read_text()
+    section = doc.split("\n## What kube-score says\n", 1)[1].split("\n## ", 1)[0]
+    assert set(re.findall(r"^\| `([a-z-]+)` \|", section, re.M)) == set(IGNORED)
