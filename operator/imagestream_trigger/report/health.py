@@ -29,10 +29,6 @@ class Health:
         self._state = "starting: pre-flight checks and priming the indexes"
         self._runner: web.AppRunner | None = None
 
-    @property
-    def is_ready(self) -> bool:
-        return self._ready
-
     def ready(self) -> None:
         """Indexes primed and watches started: traffic and rollouts may count on us."""
         self._ready, self._state = True, "ready: indexes primed, watching"
