@@ -42,6 +42,7 @@ from imagestream_trigger.intake import IMAGETRIGGER, Intake, Wake
 from imagestream_trigger.kinds import KINDS
 from imagestream_trigger.reconcile import Controller, Reconciler
 from imagestream_trigger.report.events import Events
+from imagestream_trigger.report.health import Health
 from imagestream_trigger.report.metrics import Metrics
 from imagestream_trigger.report.reporter import Reporter
 from imagestream_trigger.resolve import TagRef
@@ -248,9 +249,12 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
             "elsewhere set KUBECONFIG or create ~/.kube/config."
         ) from None
     events = Events(api)
+    health = Health()
     tasks: list[asyncio.Task[None]] = []
     controller: Controller | None = None
     try:
+        if settings.health_port:
+            await health.start(settings.health_port, settings.bind_address)
         await preflight(api, settings)
         if settings.metrics_port:
             metrics.serve(settings.metrics_port, settings.bind_address)
@@ -333,11 +337,9 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
             sweeper,
             on_stream_event=lambda type: metrics.imagestream_events.labels(type or "LISTED").inc(),
         )
-        liveness = (
-            f"http://{settings.bind_address}:{settings.health_port}/healthz"
-            if settings.health_port
-            else None
-        )
+        # Ready once kopf's startup is done and its watchers are let go: ours run already.
+        kopf_started = asyncio.Event()
+        tasks.append(asyncio.create_task(health.ready_after(kopf_started)))
         scope = "all namespaces" if settings.clusterwide else ", ".join(settings.namespaces)
         log.info(
             "watching %s with %d workers%s",
@@ -350,11 +352,12 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
             clusterwide=settings.clusterwide,
             namespaces=list(settings.namespaces),
             standalone=True,
-            liveness_endpoint=liveness,
+            ready_flag=kopf_started,
             # None: kopf handles SIGINT/SIGTERM itself (and waits on nothing else).
             stop_flag=stop,
         )
     finally:
+        health.not_ready("stopping")
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -364,6 +367,7 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
             await controller.stop()
         await events.stop()
         await api.close()
+        await health.stop()
 
 
 def _log_identity(settings: Settings) -> None:

@@ -1,11 +1,15 @@
-"""Find or build the real control-plane binaries (kube-apiserver, etcd, kubectl, helm).
+"""Find or build the real control-plane binaries (kube-apiserver, etcd, kubectl, helm)
+and the manifest linter kube-score.
 
-They are built from the Go module in this folder, whose go.mod is the one
-place the Kubernetes release is pinned. Builds land in a git-ignored cache
+The control plane is built from the Go module in this folder, whose go.mod is the
+one place the Kubernetes release is pinned. Builds land in a git-ignored cache
 keyed by that release and by a hash of the Go sources, so a second run (or
 another checkout sharing the cache) builds nothing. If ``KUBEBUILDER_ASSETS``
 names a folder holding kube-apiserver, etcd and kubectl (the envtest
 convention), those are used and nothing is built for them.
+
+kube-score comes from a Go module of its own (tests/lint), cached beside the
+control plane under a key of that module's hash: changing one never rebuilds the other.
 """
 
 from __future__ import annotations
@@ -23,16 +27,19 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
+LINT = REPO / "tests" / "lint"
 
 SERVER_BINARIES = ("kube-apiserver", "etcd", "kubectl")
-ALL_BINARIES = (*SERVER_BINARIES, "helm")
-# Our own tiny mains live in cmd/; helm's upstream main is built straight from
-# the module (declared with a `tool` line in go.mod).
+LINT_BINARIES = ("kube-score",)
+ALL_BINARIES = (*SERVER_BINARIES, "helm", *LINT_BINARIES)
+# Our own tiny mains live in cmd/; helm's and kube-score's upstream mains are built
+# straight from their modules (declared with a `tool` line in each go.mod).
 _PACKAGES = {
     "kube-apiserver": "./cmd/kube-apiserver",
     "etcd": "./cmd/etcd",
     "kubectl": "./cmd/kubectl",
     "helm": "helm.sh/helm/v3/cmd/helm",
+    "kube-score": "github.com/zegl/kube-score/cmd/kube-score",
 }
 
 
@@ -45,6 +52,16 @@ def kubernetes_version() -> str:
     match = re.search(r"^\s*k8s\.io/kubernetes (v\S+)", (HERE / "go.mod").read_text(), re.M)
     if not match:
         raise BuildError("tests/controlplane/go.mod does not require k8s.io/kubernetes")
+    return match.group(1)
+
+
+def kube_score_version() -> str:
+    """The kube-score release pinned in tests/lint/go.mod (e.g. ``v1.20.0``)."""
+    match = re.search(
+        r"^\s*github\.com/zegl/kube-score (v\S+)", (LINT / "go.mod").read_text(), re.M
+    )
+    if not match:
+        raise BuildError("tests/lint/go.mod does not require github.com/zegl/kube-score")
     return match.group(1)
 
 
@@ -71,17 +88,39 @@ def _ldflags() -> str:
     return " ".join(["-s", "-w", *(f"-X {key}={value}" for key, value in stamps.items())])
 
 
-def _source_hash() -> str:
+def _lint_ldflags() -> str:
+    # kube-score's main says "development" unless its release build stamps the version.
+    return f"-s -w -X main.version={kube_score_version()}"
+
+
+def _hash(folder: Path, files: list[Path], ldflags: str) -> str:
     digest = hashlib.sha256()
-    digest.update(_ldflags().encode())
-    for path in sorted([HERE / "go.mod", HERE / "go.sum", *HERE.glob("cmd/*/*.go")]):
-        digest.update(path.relative_to(HERE).as_posix().encode())
+    digest.update(ldflags.encode())
+    for path in sorted(files):
+        digest.update(path.relative_to(folder).as_posix().encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:10]
 
 
+def _source_hash() -> str:
+    files = [HERE / "go.mod", HERE / "go.sum", *HERE.glob("cmd/*/*.go")]
+    return _hash(HERE, files, _ldflags())
+
+
 def build_dir() -> Path:
     return cache_root() / "controlplane" / f"k8s-{kubernetes_version()}-{_source_hash()}"
+
+
+def lint_build_dir() -> Path:
+    source = _hash(LINT, [LINT / "go.mod", LINT / "go.sum"], _lint_ldflags())
+    return cache_root() / "lint" / f"kube-score-{kube_score_version()}-{source}"
+
+
+def _module_of(name: str) -> tuple[Path, Path, str]:
+    """(Go module folder, cache folder, ldflags) that ``name`` is built with."""
+    if name in LINT_BINARIES:
+        return LINT, lint_build_dir(), _lint_ldflags()
+    return HERE, build_dir(), _ldflags()
 
 
 def _from_assets(name: str) -> Path | None:
@@ -100,23 +139,27 @@ def ensure(names: tuple[str, ...] = SERVER_BINARIES, *, quiet: bool = False) -> 
         if path is not None:
             found[name] = path
     missing = [n for n in names if n not in found]
-    if not missing:
-        return found
-
-    target = build_dir()
-    target.mkdir(parents=True, exist_ok=True)
-    # One build at a time per cache, e.g. `make demo` and `make test` started together.
-    with open(target / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        todo = [n for n in missing if not (target / n).exists()]
-        if todo:
-            _build(todo, target, quiet=quiet)
-    found.update({n: target / n for n in missing})
+    # One `go build` per Go module, for all of that module's missing binaries.
+    modules: dict[Path, list[str]] = {}
+    for name in missing:
+        modules.setdefault(_module_of(name)[0], []).append(name)
+    for wanted in modules.values():
+        module, target, ldflags = _module_of(wanted[0])
+        target.mkdir(parents=True, exist_ok=True)
+        # One build at a time per cache, e.g. `make demo` and `make test` started together.
+        with open(target / ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            todo = [n for n in wanted if not (target / n).exists()]
+            if todo:
+                _build(todo, target, module=module, ldflags=ldflags, quiet=quiet)
+        found.update({n: target / n for n in wanted})
     return found
 
 
-def _build(names: list[str], target: Path, *, quiet: bool) -> None:
+def _build(names: list[str], target: Path, *, module: Path, ldflags: str, quiet: bool) -> None:
     go = shutil.which("go")
+    if go is None and module == LINT:
+        raise BuildError(f"Go is needed to build {', '.join(names)}; install Go 1.24 or later")
     if go is None:
         raise BuildError(
             "Go is needed to build the control plane "
@@ -125,16 +168,20 @@ def _build(names: list[str], target: Path, *, quiet: bool) -> None:
         )
     started = time.monotonic()
     if not quiet:
+        what = (
+            f"kube-score {kube_score_version()}"
+            if module == LINT
+            else (f"{', '.join(names)} for Kubernetes {kubernetes_version()}")
+        )
         print(
-            f"building {', '.join(names)} for Kubernetes {kubernetes_version()} "
-            f"into {target} (first time only: several minutes on 2 cores)",
+            f"building {what} into {target} (first time only: minutes on 2 cores)",
             file=sys.stderr,
             flush=True,
         )
     with tempfile.TemporaryDirectory(dir=target) as tmp:
-        cmd = [go, "build", "-trimpath", f"-ldflags={_ldflags()}", "-o", tmp + "/"]
+        cmd = [go, "build", "-trimpath", f"-ldflags={ldflags}", "-o", tmp + "/"]
         cmd += [_PACKAGES[n] for n in names]
-        result = subprocess.run(cmd, cwd=HERE, capture_output=True, text=True)
+        result = subprocess.run(cmd, cwd=module, capture_output=True, text=True)
         if result.returncode != 0:
             raise BuildError(f"`{' '.join(cmd)}` failed:\n{result.stderr[-4000:]}")
         for name in names:

@@ -170,20 +170,27 @@ class OperatorProcess:
             self.wait_ready()
         return self
 
+    def probe(self, path: str) -> int | None:
+        """The status of GET ``path`` on the health port (None: no answer)."""
+        try:
+            with urllib.request.urlopen(
+                f"http://127.0.0.1:{self.health_port}{path}", timeout=1
+            ) as response:
+                return int(response.status)
+        except urllib.error.HTTPError as error:
+            return int(error.code)
+        except (urllib.error.URLError, OSError):
+            return None
+
     def wait_ready(self, timeout: float = 30) -> None:
+        """Wait for /readyz: indexes primed and watches started."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self.check_alive()
-            try:
-                with urllib.request.urlopen(
-                    f"http://127.0.0.1:{self.health_port}/healthz", timeout=1
-                ) as response:
-                    if response.status == 200:
-                        return
-            except (urllib.error.URLError, OSError):
-                pass
+            if self.probe("/readyz") == 200:
+                return
             time.sleep(0.1)
-        raise TimeoutError(f"operator not healthy in {timeout}s; log:\n{self.tail()}")
+        raise TimeoutError(f"operator not ready in {timeout}s; log:\n{self.tail()}")
 
     def check_alive(self) -> None:
         assert self.process is not None

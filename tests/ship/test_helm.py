@@ -9,6 +9,7 @@ import difflib
 import json
 import re
 import shutil
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,10 +23,15 @@ from tests.controlplane.cluster import ControlPlane
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "helm" / "imagestream-trigger"
 MANIFESTS = REPO / "manifests"
+HELM_DOC = REPO / "docs" / "helm.md"
 NAMESPACE = "imagestream-trigger"
 ENV = "IMAGESTREAM_TRIGGER_"
 
 Objects = dict[tuple[str, str], dict[str, Any]]
+
+
+def yaml_docs(text: str) -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all(text) if d]
 
 
 def by_kind_and_name(docs: list[dict[str, Any]]) -> Objects:
@@ -94,8 +100,11 @@ def test_defaults_render_what_manifests_install(helm: Any) -> None:
     assert {(d["kind"], d["metadata"]["name"]) for d in docs} == {
         ("ServiceAccount", "imagestream-trigger"),
         ("ClusterRole", "imagestream-trigger"),
+        ("ClusterRole", "imagestream-trigger-edit"),
+        ("ClusterRole", "imagestream-trigger-view"),
         ("ClusterRoleBinding", "imagestream-trigger"),
         ("Deployment", "imagestream-trigger"),
+        ("NetworkPolicy", "imagestream-trigger"),
         ("Service", "imagestream-trigger-metrics"),
         ("ServiceMonitor", "imagestream-trigger"),
         ("PrometheusRule", "imagestream-trigger"),
@@ -114,6 +123,7 @@ def test_defaults_render_what_manifests_install(helm: Any) -> None:
         ("serviceMonitor", "ServiceMonitor"),
         ("prometheusRule", "PrometheusRule"),
         ("dashboard", "ConfigMap"),
+        ("networkPolicy", "NetworkPolicy"),
     ],
 )
 @pytest.mark.parametrize("enabled", [True, False], ids=["on", "off"])
@@ -125,14 +135,33 @@ def test_each_toggle_adds_or_removes_its_object(
     assert {"Deployment", "Service", "ClusterRole"} <= kinds(docs)
 
 
+def test_aggregated_roles_can_be_left_out(helm: Any) -> None:
+    def cluster_roles(*values: str) -> set[str]:
+        return {d["metadata"]["name"] for d in helm.render(*values) if d["kind"] == "ClusterRole"}
+
+    assert cluster_roles("rbac.aggregateToDefaultRoles=false") == {"imagestream-trigger"}
+    assert cluster_roles("rbac.aggregateToDefaultRoles=true") == {
+        "imagestream-trigger",
+        "imagestream-trigger-edit",
+        "imagestream-trigger-view",
+    }
+
+
 def test_all_toggles_off_leaves_the_operator_alone(helm: Any) -> None:
     docs = helm.render(
         "serviceMonitor.enabled=false",
         "prometheusRule.enabled=false",
         "dashboard.enabled=false",
         "serviceAccount.create=false",
+        "networkPolicy.enabled=false",
+        "rbac.aggregateToDefaultRoles=false",
     )
-    assert kinds(docs) == {"ClusterRole", "ClusterRoleBinding", "Deployment", "Service"}
+    assert {(d["kind"], d["metadata"]["name"]) for d in docs} == {
+        ("ClusterRole", "imagestream-trigger"),
+        ("ClusterRoleBinding", "imagestream-trigger"),
+        ("Deployment", "imagestream-trigger"),
+        ("Service", "imagestream-trigger-metrics"),
+    }
 
 
 def test_dashboard_configmap_carries_the_dashboard_json(helm: Any) -> None:
@@ -154,11 +183,16 @@ def test_values_reach_the_operator_environment(helm: Any) -> None:
         "dryRun=true",
         "logFormat=text",
         "logLevel=debug",
+        "resyncSeconds=300",
+        "workers=4",
+        "maxConcurrentWrites=8",
+        "internalRegistryHostname=image-registry.openshift-image-registry.svc:5000",
+        "defaultServiceAccount=deployer",
         "metrics.port=9090",
         "health.port=9091",
         "image.repository=quay.io/acme/imagestream-trigger",
         "image.tag=1.2.3",
-        "image.pullPolicy=IfNotPresent",
+        "image.pullPolicy=Always",
         "nodeSelector.role=infra",
         "tolerations[0].key=infra",
         "tolerations[0].operator=Exists",
@@ -166,11 +200,11 @@ def test_values_reach_the_operator_environment(helm: Any) -> None:
         ".nodeSelectorTerms[0].matchExpressions[0].key=zone",
         "affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution"
         ".nodeSelectorTerms[0].matchExpressions[0].operator=Exists",
-        "extraEnv[0].name=IMAGESTREAM_TRIGGER_RESYNC_SECONDS",
+        "extraEnv[0].name=IMAGESTREAM_TRIGGER_BIND_ADDRESS",
         "serviceMonitor.interval=15s",
         "serviceMonitor.labels.release=prometheus",
         "prometheusRule.labels.role=alert-rules",
-        strings=["extraEnv[0].value=300"],
+        strings=["extraEnv[0].value=0.0.0.0"],
     )
     deployment = the(docs, "Deployment")
     assert env_of(deployment) == {
@@ -179,13 +213,18 @@ def test_values_reach_the_operator_environment(helm: Any) -> None:
         f"{ENV}DRY_RUN": "true",
         f"{ENV}LOG_FORMAT": "text",
         f"{ENV}LOG_LEVEL": "debug",
+        f"{ENV}RESYNC_SECONDS": "300",
+        f"{ENV}WORKERS": "4",
+        f"{ENV}MAX_CONCURRENT_WRITES": "8",
+        f"{ENV}INTERNAL_REGISTRY_HOSTNAME": "image-registry.openshift-image-registry.svc:5000",
+        f"{ENV}DEFAULT_SERVICE_ACCOUNT": "deployer",
         f"{ENV}METRICS_PORT": "9090",
         f"{ENV}HEALTH_PORT": "9091",
-        f"{ENV}RESYNC_SECONDS": "300",
+        f"{ENV}BIND_ADDRESS": "0.0.0.0",
     }
     operator = container(deployment)
     assert operator["image"] == "quay.io/acme/imagestream-trigger:1.2.3"
-    assert operator["imagePullPolicy"] == "IfNotPresent"
+    assert operator["imagePullPolicy"] == "Always"
     assert {p["name"]: p["containerPort"] for p in operator["ports"]} == {
         "metrics": 9090,
         "health": 9091,
@@ -201,10 +240,75 @@ def test_values_reach_the_operator_environment(helm: Any) -> None:
     assert the(docs, "PrometheusRule")["metadata"]["labels"]["role"] == "alert-rules"
 
 
+def test_values_from_a_file_keep_their_type(helm: Any, tmp_path: Path) -> None:
+    # --set cannot give a fraction (helm reads it as a string); a values file can.
+    values = tmp_path / "values.yaml"
+    values.write_text("resyncSeconds: 90.5\nworkers: 16\n")
+    result = helm.run(
+        "template",
+        "x",
+        str(CHART),
+        "-f",
+        str(values),
+        "--kube-version",
+        binaries.kubernetes_version(),
+    )
+    assert result.returncode == 0, result.stderr
+    environment = env_of(the(yaml_docs(result.stdout), "Deployment"))
+    assert environment[f"{ENV}RESYNC_SECONDS"] == "90.5"
+    assert f"{ENV}WORKERS" not in environment  # the default is left to the operator
+
+
+def test_extra_env_may_not_set_what_a_value_sets(helm: Any) -> None:
+    result = helm.template(
+        "extraEnv[0].name=IMAGESTREAM_TRIGGER_RESYNC_SECONDS", strings=["extraEnv[0].value=300"]
+    )
+    assert result.returncode != 0
+    assert (
+        "extraEnv sets IMAGESTREAM_TRIGGER_RESYNC_SECONDS: set the value resyncSeconds instead"
+        in result.stderr
+    ), result.stderr
+
+
+def test_network_policy_takes_extra_namespace_selectors(helm: Any) -> None:
+    policy = the(
+        helm.render(
+            "networkPolicy.extraNamespaceSelectors[0].matchLabels.team=monitoring",
+            "networkPolicy.extraNamespaceSelectors[1].matchExpressions[0].key=prometheus",
+            "networkPolicy.extraNamespaceSelectors[1].matchExpressions[0].operator=Exists",
+        ),
+        "NetworkPolicy",
+    )
+    metrics_rule, health_rule = policy["spec"]["ingress"]
+    assert metrics_rule["ports"] == [{"port": "metrics", "protocol": "TCP"}]
+    assert [peer["namespaceSelector"] for peer in metrics_rule["from"]] == [
+        {"matchLabels": {"network.openshift.io/policy-group": "monitoring"}},
+        {"matchLabels": {"kubernetes.io/metadata.name": "openshift-user-workload-monitoring"}},
+        {"matchLabels": {"team": "monitoring"}},
+        {"matchExpressions": [{"key": "prometheus", "operator": "Exists"}]},
+    ]
+    assert health_rule == {"ports": [{"port": "health", "protocol": "TCP"}]}
+    assert policy["spec"]["egress"] == [{}]  # the API server, wherever it is
+
+
 def test_empty_image_tag_means_the_app_version(helm: Any) -> None:
     chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
     deployment = the(helm.render("image.tag="), "Deployment")
     assert container(deployment)["image"].endswith(":" + chart["appVersion"])
+
+
+def test_both_run_the_release_image_never_latest(helm: Any, kustomize: Callable[..., str]) -> None:
+    version = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    assert chart["appVersion"] == version, "Chart.yaml appVersion must be pyproject's version"
+    (entry,) = yaml.safe_load((MANIFESTS / "kustomization.yaml").read_text())["images"]
+    assert entry["newTag"] == version, "manifests/kustomization.yaml images: must pin it too"
+    shipped = the(yaml_docs(kustomize()), "Deployment")
+    rendered = the(helm.render(), "Deployment")
+    for deployment in (shipped, rendered):
+        operator = container(deployment)
+        assert operator["image"] == f"{entry['name']}:{version}"
+        assert operator["imagePullPolicy"] == "IfNotPresent"
 
 
 def test_another_release_name_prefixes_every_object(helm: Any) -> None:
@@ -239,6 +343,31 @@ def test_another_release_name_prefixes_every_object(helm: Any) -> None:
         (["logformat=json"], "''", "additional properties 'logformat' not allowed"),
         (["nodeSelector.role=1"], "/nodeSelector/role", "want string"),
         (["extraEnv[0].name=A", "extraEnv[0].value=300"], "/extraEnv/0/value", "want string"),
+        (["resyncSeconds=0"], "/resyncSeconds", "exclusiveMinimum"),
+        (["--set-string", "resyncSeconds=soon"], "/resyncSeconds", "want number"),
+        (["workers=0"], "/workers", "minimum"),
+        (["maxConcurrentWrites=1001"], "/maxConcurrentWrites", "maximum"),
+        (["defaultServiceAccount=Deployer"], "/defaultServiceAccount", "does not match pattern"),
+        (
+            ["internalRegistryHostname=https://registry:5000"],
+            "/internalRegistryHostname",
+            "does not match pattern",
+        ),
+        (["networkPolicy.enable=false"], "/networkPolicy", "'enable' not allowed"),
+        (
+            ["networkPolicy.extraNamespaceSelectors[0].matchLabel.team=x"],
+            "/networkPolicy/extraNamespaceSelectors/0",
+            "'matchLabel' not allowed",
+        ),
+        (
+            [
+                "networkPolicy.extraNamespaceSelectors[0].matchExpressions[0].key=a",
+                "networkPolicy.extraNamespaceSelectors[0].matchExpressions[0].operator=Is",
+            ],
+            "/networkPolicy/extraNamespaceSelectors/0/matchExpressions/0/operator",
+            "value must be one of",
+        ),
+        (["--set-string", "rbac.aggregateToDefaultRoles=no"], "/rbac/aggregateToDefaultRoles", ""),
     ],
     ids=lambda v: v if isinstance(v, str) else ",".join(v),
 )
@@ -288,6 +417,64 @@ def test_chart_alert_groups_are_a_copy_of_manifests() -> None:
     ]
     copy = yaml.safe_load((CHART / "files" / "prometheusrule-groups.yaml").read_text())
     assert_same("spec of the PrometheusRule", rule["spec"], copy)
+
+
+# -- docs/helm.md lists every value ------------------------------------------------
+
+
+def documented_values() -> dict[str, tuple[str, str]]:
+    """{key: (type, default)} from the table under "## Values" in docs/helm.md."""
+    section = HELM_DOC.read_text().split("\n## Values\n", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `([^`]+)` \| ([^|]+) \| `([^`]*)` \|", section, re.M)
+    assert rows, "docs/helm.md has no values table under '## Values'"
+    table: dict[str, tuple[str, str]] = {}
+    for key, kind, default in rows:
+        assert key not in table, f"docs/helm.md lists {key} twice"
+        table[key] = (kind.strip(), default)
+    return table
+
+
+def chart_values() -> dict[str, tuple[str, str]]:
+    """{key: (schema type, default as JSON)} of every key of values.yaml: a section (an
+    object the schema gives properties) is walked into, anything else is one value."""
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    schema = json.loads((CHART / "values.schema.json").read_text())
+
+    def resolve(node: dict[str, Any]) -> dict[str, Any]:
+        while "$ref" in node:
+            node = schema["definitions"][node["$ref"].rsplit("/", 1)[1]]
+        return node
+
+    found: dict[str, tuple[str, str]] = {}
+
+    def walk(level: dict[str, Any], properties: dict[str, Any], prefix: str) -> None:
+        for key, value in level.items():
+            assert key in properties, f"values.yaml's {prefix}{key} is not in values.schema.json"
+            node = resolve(properties[key])
+            if "properties" in node and isinstance(value, dict):
+                walk(value, node["properties"], f"{prefix}{key}.")
+            else:
+                kind = node["type"]
+                found[prefix + key] = (
+                    " or ".join(kind) if isinstance(kind, list) else kind,
+                    json.dumps(value),
+                )
+
+    walk(values, schema["properties"], "")
+    return found
+
+
+def test_docs_table_lists_every_value_with_its_type_and_default() -> None:
+    documented, actual = documented_values(), chart_values()
+    missing = sorted(set(actual) - set(documented))
+    assert not missing, f"values.yaml keys docs/helm.md does not list: {missing}"
+    gone = sorted(set(documented) - set(actual))
+    assert not gone, f"docs/helm.md lists keys values.yaml no longer has: {gone}"
+    for key, (kind, default) in actual.items():
+        assert documented[key] == (kind, default), (
+            f"docs/helm.md says {key} is {documented[key][0]} defaulting to "
+            f"{documented[key][1]}; values.yaml and the schema say {kind}, {default}"
+        )
 
 
 # -- drift: the chart renders what manifests/ installs -------------------------------
@@ -369,9 +556,17 @@ def test_service_monitor_and_alerts_do_not_drift(both: tuple[Objects, Objects]) 
         ("ServiceMonitor", "imagestream-trigger"),
         ("PrometheusRule", "imagestream-trigger"),
         ("CustomResourceDefinition", "imagetriggers.imagestream-trigger.dev"),
+        ("NetworkPolicy", "imagestream-trigger"),
     ):
         key = (kind, name)
         assert_same(f"the {kind}'s spec", manifests[key]["spec"], chart[key]["spec"])
+
+
+def test_aggregated_roles_do_not_drift(both: tuple[Objects, Objects]) -> None:
+    manifests, chart = both
+    for name in ("imagestream-trigger-edit", "imagestream-trigger-view"):
+        key = ("ClusterRole", name)
+        assert_same(f"{name} rules", manifests[key]["rules"], chart[key]["rules"])
 
 
 # -- the real kube-apiserver accepts both renders --------------------------------------
@@ -393,7 +588,10 @@ def test_kube_apiserver_accepts_manifests_with_server_dry_run(
     for expected in (
         "namespace/imagestream-trigger",
         "clusterrole.rbac.authorization.k8s.io/imagestream-trigger",
+        "clusterrole.rbac.authorization.k8s.io/imagestream-trigger-edit",
+        "clusterrole.rbac.authorization.k8s.io/imagestream-trigger-view",
         "deployment.apps/imagestream-trigger",
+        "networkpolicy.networking.k8s.io/imagestream-trigger",
         "service/imagestream-trigger-metrics",
         "servicemonitor.monitoring.coreos.com/imagestream-trigger",
         "prometheusrule.monitoring.coreos.com/imagestream-trigger",
@@ -414,6 +612,10 @@ def test_kube_apiserver_accepts_manifests_with_server_dry_run(
             "nodeSelector.role=infra",
             "tolerations[0].key=infra",
             "tolerations[0].operator=Exists",
+            "resyncSeconds=300",
+            "workers=4",
+            "defaultServiceAccount=deployer",
+            "networkPolicy.extraNamespaceSelectors[0].matchLabels.team=monitoring",
         ],
     ],
     ids=["defaults", "everything-on"],
@@ -429,6 +631,7 @@ def test_kube_apiserver_accepts_the_chart_with_server_dry_run(
     assert result.returncode == 0, result.stderr
     out = _server_dry_run(control_plane, result.stdout)
     assert "deployment.apps/imagestream-trigger" in out
+    assert "networkpolicy.networking.k8s.io/imagestream-trigger" in out
     if values:
         assert "configmap/imagestream-trigger-dashboard" in out
 
