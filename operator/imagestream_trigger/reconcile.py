@@ -409,6 +409,16 @@ class Controller:
     def start(self) -> None:
         self._tasks = [asyncio.create_task(self._work()) for _ in range(self.workers)]
 
+    async def pause(self) -> None:
+        """Stop the workers now (leadership lost), keeping the queue for a later ``start``.
+        A pass cut short is harmless: a new leader queues every key again."""
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, ShutDown):
+                await task
+
     async def stop(self) -> None:
         self.queue.shutdown()
         for task in self._tasks:

@@ -19,9 +19,13 @@ import fnmatch
 import functools
 import gc
 import logging
+import os
+import socket
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import kopf
@@ -40,6 +44,7 @@ from imagestream_trigger.errors import ApiError, ConfigurationError, NotFoundErr
 from imagestream_trigger.index import Indexes
 from imagestream_trigger.intake import IMAGETRIGGER, Intake, Wake
 from imagestream_trigger.kinds import KINDS
+from imagestream_trigger.lease import Elector, Timing
 from imagestream_trigger.reconcile import Controller, Reconciler
 from imagestream_trigger.report.events import Events
 from imagestream_trigger.report.health import Health
@@ -96,7 +101,7 @@ def required_permissions(settings: Settings) -> list[Permission]:
     return wanted
 
 
-async def preflight(api: Api, settings: Settings) -> None:
+async def preflight(api: Api, settings: Settings, lease_namespace: str = "") -> None:
     """Fail fast, and clearly, when the cluster cannot serve this operator."""
     try:
         version = await api.request("GET", "/version", resource="version", request_timeout=10)
@@ -135,35 +140,40 @@ async def preflight(api: Api, settings: Settings) -> None:
             ) from None
 
     namespaces = [ns for ns in settings.namespaces if not any(c in ns for c in "*?[!")] or [""]
+    checks = [(ns, p) for ns in namespaces for p in required_permissions(settings)]
+    if lease_namespace:
+        checks += [
+            (lease_namespace, Permission(verb, "coordination.k8s.io", "leases"))
+            for verb in ("get", "list", "watch", "create", "update")
+        ]
     missing: list[str] = []
-    for namespace in namespaces:
-        for permission in required_permissions(settings):
-            attributes = {
-                "verb": permission.verb,
-                "group": permission.group,
-                "resource": permission.resource,
-                "namespace": namespace,
-            }
-            if permission.subresource:
-                attributes["subresource"] = permission.subresource
-            review = await api.request(
-                "POST",
-                "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
-                body={
-                    "apiVersion": "authorization.k8s.io/v1",
-                    "kind": "SelfSubjectAccessReview",
-                    "spec": {"resourceAttributes": attributes},
-                },
-                resource="selfsubjectaccessreviews",
-            )
-            if not (review or {}).get("status", {}).get("allowed"):
-                where = f'in namespace "{namespace}"' if namespace else "cluster-wide"
-                missing.append(f"{permission} ({where})")
+    for namespace, permission in checks:
+        attributes = {
+            "verb": permission.verb,
+            "group": permission.group,
+            "resource": permission.resource,
+            "namespace": namespace,
+        }
+        if permission.subresource:
+            attributes["subresource"] = permission.subresource
+        review = await api.request(
+            "POST",
+            "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+            body={
+                "apiVersion": "authorization.k8s.io/v1",
+                "kind": "SelfSubjectAccessReview",
+                "spec": {"resourceAttributes": attributes},
+            },
+            resource="selfsubjectaccessreviews",
+        )
+        if not (review or {}).get("status", {}).get("allowed"):
+            where = f'in namespace "{namespace}"' if namespace else "cluster-wide"
+            missing.append(f"{permission} ({where})")
     if missing:
         raise ConfigurationError(
             "the operator's ServiceAccount lacks permissions it needs: "
             + "; ".join(missing)
-            + ". Apply manifests/rbac (or the Helm chart's ClusterRole)."
+            + ". Apply manifests/rbac (or the Helm chart's ClusterRole and Role)."
         )
 
 
@@ -252,10 +262,12 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
     health = Health()
     tasks: list[asyncio.Task[None]] = []
     controller: Controller | None = None
+    elector: Elector | None = None
     try:
         if settings.health_port:
             await health.start(settings.health_port, settings.bind_address)
-        await preflight(api, settings)
+        place = lease_place(settings)
+        await preflight(api, settings, place[0] if isinstance(place, tuple) else "")
         if settings.metrics_port:
             metrics.serve(settings.metrics_port, settings.bind_address)
             log.info(
@@ -308,8 +320,20 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
 
         sweeper = handlers.Sweeper(api, intake, enqueue, selected=selected)
         events.start()
-        controller.start()
-        enqueue(intake.everything())
+        if isinstance(place, str):
+            log.info("leader election: %s; this replica writes", place)
+            metrics.leader.set(1)
+            controller.start()
+            enqueue(intake.everything())
+        else:
+            elector = _elect(api, settings, place, controller, intake, metrics)
+            log.info(
+                "leader election: Lease %s/%s as %s; standing by until it is ours",
+                place[0],
+                settings.lease_name,
+                place[1],
+            )
+            tasks.append(asyncio.create_task(elector.run()))
         for kind, spec in KINDS.items():
             for namespace in scopes(settings.namespaces):
                 if (str(kind), namespace) not in versions:
@@ -365,9 +389,77 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
                 await task
         if controller is not None:
             await controller.stop()
+        if elector is not None:
+            # After the last write, so that the next leader may start at once.
+            await elector.release()
         await events.stop()
         await api.close()
         await health.stop()
+
+
+SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+
+
+def lease_place(
+    settings: Settings,
+    environ: Mapping[str, str] | None = None,
+    namespace_file: Path = SERVICE_ACCOUNT_NAMESPACE,
+) -> tuple[str, str] | str:
+    """(namespace, identity) of this replica's Lease, or why there is no election."""
+    env = os.environ if environ is None else environ
+    if not settings.leader_election:
+        return "off (--no-leader-election)"
+    namespace = settings.lease_namespace or env.get("POD_NAMESPACE", "")
+    if not namespace and namespace_file.is_file():
+        namespace = namespace_file.read_text().strip()
+    if not namespace:
+        return "off: no namespace for the Lease outside a pod (set --lease-namespace)"
+    # The pod's name survives a container restart: a restarted leader renews its own Lease
+    # at once instead of waiting for it to expire.
+    identity = env.get("POD_NAME") or f"{socket.gethostname()}_{uuid.uuid4().hex[:8]}"
+    return namespace, identity
+
+
+def _elect(
+    api: Api,
+    settings: Settings,
+    place: tuple[str, str],
+    controller: Controller,
+    intake: Intake,
+    metrics: Metrics,
+) -> Elector:
+    """The elector whose transitions start and pause the workers; it gates every write."""
+    pausing: set[asyncio.Task[None]] = set()
+
+    def lead() -> None:
+        metrics.leader.set(1)
+        metrics.leader_transitions.inc()
+        controller.start()
+        # Level-triggered: what happened while standing by is found from the indexes.
+        controller.enqueue(intake.everything())
+
+    def lose() -> None:
+        metrics.leader.set(0)
+        metrics.leader_transitions.inc()
+        task = asyncio.create_task(controller.pause())
+        pausing.add(task)
+        task.add_done_callback(pausing.discard)
+
+    elector = Elector(
+        api,
+        place[0],
+        settings.lease_name,
+        place[1],
+        Timing(
+            settings.lease_duration_seconds,
+            settings.lease_renew_deadline_seconds,
+            settings.lease_retry_period_seconds,
+        ),
+        on_lead=lead,
+        on_lose=lose,
+    )
+    api.write_gate = elector.remaining
+    return elector
 
 
 def _log_identity(settings: Settings) -> None:

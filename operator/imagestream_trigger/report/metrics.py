@@ -121,6 +121,17 @@ class Metrics:
             ["mode"],
             registry=r,
         )
+        self.leader = Gauge(
+            f"{PREFIX}_leader",
+            "1 while this replica holds the Lease and writes (also without leader election), "
+            "0 while it stands by.",
+            registry=r,
+        )
+        self.leader_transitions = Counter(
+            f"{PREFIX}_leader_transitions",
+            "Times this replica acquired or lost the Lease.",
+            registry=r,
+        )
         self.queue_depth = Gauge(
             f"{PREFIX}_queue_depth",
             "Keys (ImageTriggers, annotated workloads) waiting in the work queue.",
