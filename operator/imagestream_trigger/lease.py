@@ -142,6 +142,7 @@ class Elector:
         self._leading = False  # as last announced through on_lead / on_lose
         self._seen = asyncio.Event()  # the watch saw the Lease change
         self._expiry: asyncio.TimerHandle | None = None
+        self._released = False  # for good: a stopping replica never takes the Lease again
         self._path = api_path(GROUP, VERSION, PLURAL, namespace)
 
     def remaining(self) -> float:
@@ -156,7 +157,7 @@ class Elector:
     async def run(self) -> None:
         watcher = asyncio.create_task(self._watch())
         try:
-            while True:
+            while not self._released:
                 await self.attempt()
                 if self.leading:
                     await asyncio.sleep(self.timing.retry_period_s)
@@ -183,6 +184,8 @@ class Elector:
 
     async def attempt(self) -> bool:
         """One try to create, take or renew the Lease; whether it is ours afterwards."""
+        if self._released:
+            return False
         started = self.clock()
         try:
             try:
@@ -264,25 +267,42 @@ class Elector:
         )
 
     async def release(self) -> None:
-        """Give the Lease up at once (on SIGTERM), so a standby takes over now."""
+        """Give the Lease up at once (on SIGTERM), so a standby takes over now; for good."""
+        self._released = True
         if not self.leading or self.record is None:
             self._lost("released")
             return
         # Writing stops before the release is sent: the next holder may start at once.
         self._lost("released")
-        try:
-            await self._put(
-                {
-                    "holderIdentity": "",
-                    "leaseDurationSeconds": 1,
-                    "renewTime": micro_time(),
-                    "acquireTime": self.record.acquired,
-                    "leaseTransitions": self.record.transitions,
-                }
-            )
-            log.info("released the lease %s/%s", self.namespace, self.name)
-        except ApiError as error:
-            log.warning("could not release the lease %s/%s: %s", self.namespace, self.name, error)
+        for _ in range(3):  # a renewal in flight may have moved the resourceVersion on
+            try:
+                await self._put(
+                    {
+                        "holderIdentity": "",
+                        "leaseDurationSeconds": 1,
+                        "renewTime": micro_time(),
+                        "acquireTime": self.record.acquired,
+                        "leaseTransitions": self.record.transitions,
+                    }
+                )
+                log.info("released the lease %s/%s", self.namespace, self.name)
+                return
+            except ConflictError:
+                try:
+                    self._observe(
+                        await self.api.request(
+                            "GET", f"{self._path}/{self.name}", resource=PLURAL, request_timeout=5
+                        )
+                    )
+                except ApiError:
+                    return
+                if self.record is None or self.record.holder != self.identity:
+                    return
+            except ApiError as error:
+                log.warning(
+                    "could not release the lease %s/%s: %s", self.namespace, self.name, error
+                )
+                return
 
     # -- what was seen ---------------------------------------------------------------
 

@@ -20,7 +20,9 @@ import functools
 import gc
 import logging
 import os
+import signal
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -364,6 +366,11 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
         # Ready once kopf's startup is done and its watchers are let go: ours run already.
         kopf_started = asyncio.Event()
         tasks.append(asyncio.create_task(health.ready_after(kopf_started)))
+        stop = stop or asyncio.Event()
+        if elector is not None:
+            tasks.append(
+                asyncio.create_task(_hand_over_on_signal(kopf_started, controller, elector, stop))
+            )
         scope = "all namespaces" if settings.clusterwide else ", ".join(settings.namespaces)
         log.info(
             "watching %s with %d workers%s",
@@ -377,7 +384,7 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
             namespaces=list(settings.namespaces),
             standalone=True,
             ready_flag=kopf_started,
-            # None: kopf handles SIGINT/SIGTERM itself (and waits on nothing else).
+            # kopf also stops on SIGINT/SIGTERM by itself, unless a leader hands over first.
             stop_flag=stop,
         )
     finally:
@@ -460,6 +467,28 @@ def _elect(
     )
     api.write_gate = elector.remaining
     return elector
+
+
+async def _hand_over_on_signal(
+    started: asyncio.Event, controller: Controller, elector: Elector, stop: asyncio.Event
+) -> None:
+    """On SIGTERM/SIGINT: stop writing and release the Lease first, then let kopf stop.
+
+    kopf's own shutdown takes seconds; a rolling update should not wait for it.
+    Installed once kopf has installed its handlers, so these replace them.
+    """
+    await started.wait()
+    if threading.current_thread() is not threading.main_thread():
+        return
+    loop = asyncio.get_running_loop()
+    signalled = asyncio.Event()
+    for number in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(number, signalled.set)
+    await signalled.wait()
+    log.info("stopping: handing the Lease over first")
+    await controller.pause()
+    await elector.release()
+    stop.set()
 
 
 def _log_identity(settings: Settings) -> None:

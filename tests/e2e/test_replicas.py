@@ -1,0 +1,175 @@
+"""Two replicas of the operator process, one Lease: one writer, and no gap when it dies."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from tests.controlplane.kube import Kube
+from tests.controlplane.operator_process import OperatorProcess
+from tests.e2e.objects import (
+    REPO,
+    buildconfig,
+    by_name,
+    create,
+    image_stream,
+    image_trigger,
+    images_of,
+    imported,
+    trigger_annotation,
+    workload,
+    workload_path,
+)
+from tests.e2e.test_exactly_once import builds_by_image
+
+# Short, so that a crash takeover fits a test: 3 s + 0.5 s at worst.
+TIMING = [
+    "--lease-duration-seconds=3",
+    "--lease-renew-deadline-seconds=2",
+    "--lease-retry-period-seconds=0.5",
+]
+FOLLOWERS = [f"web-{i}" for i in range(4)]
+
+
+def lease_rights(kube: Kube, namespace: str) -> None:
+    """The Role the manifests give the operator in its own namespace."""
+    kube.apply(
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": {"name": "imagestream-trigger-leases", "namespace": namespace},
+            "rules": [
+                {
+                    "apiGroups": ["coordination.k8s.io"],
+                    "resources": ["leases"],
+                    "verbs": ["get", "list", "watch", "create", "update"],
+                }
+            ],
+        }
+    )
+    kube.apply(
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": "imagestream-trigger-leases", "namespace": namespace},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "Role",
+                "name": "imagestream-trigger-leases",
+            },
+            "subjects": [
+                {"kind": "ServiceAccount", "name": "imagestream-trigger", "namespace": namespace}
+            ],
+        }
+    )
+
+
+def leading(replica: OperatorProcess) -> bool:
+    return replica.metrics().get("imagestream_trigger_leader") == 1
+
+
+def wait_leader(replicas: list[OperatorProcess], timeout: float = 15) -> OperatorProcess:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = [r for r in replicas if r.process is not None and leading(r)]
+        if len(found) == 1:
+            return found[0]
+        assert len(found) <= 1, "two leaders"
+        time.sleep(0.05)
+    raise TimeoutError("no leader")
+
+
+def scene(kube: Kube, namespace: str) -> None:
+    """app:latest, followed by four annotated Deployments and built by an ImageTrigger."""
+    image_stream(kube, namespace)
+    for name in FOLLOWERS:
+        create(
+            kube,
+            namespace,
+            workload(
+                "Deployment",
+                name,
+                {"web": f"{REPO}:latest"},
+                annotation=trigger_annotation(by_name("web")),
+            ),
+        )
+    create(kube, namespace, buildconfig("app-build", own_trigger=False))
+    create(
+        kube,
+        namespace,
+        image_trigger("follow", "app:latest", [{"kind": "BuildConfig", "name": "app-build"}]),
+    )
+
+
+def converged(kube: Kube, namespace: str, reference: str, timeout: float = 20) -> None:
+    for name in FOLLOWERS:
+        kube.wait_for(
+            workload_path("Deployment", namespace, name),
+            lambda obj: images_of(obj)["web"] == reference,
+            timeout=timeout,
+        )
+    deadline = time.monotonic() + timeout
+    while builds_by_image(kube, namespace, "app-build")[reference] < 1:
+        assert time.monotonic() < deadline, "no build of the new image"
+        time.sleep(0.05)
+
+
+def pair(
+    kube: Kube, namespace: str, run_operator: Callable[..., OperatorProcess]
+) -> list[OperatorProcess]:
+    lease_rights(kube, namespace)
+    args = [f"--lease-namespace={namespace}", *TIMING]
+    first = run_operator(args=args)
+    assert wait_leader([first]) is first
+    second = run_operator(args=args)
+    assert "standing by until it is ours" in second.output()
+    return [first, second]
+
+
+def test_a_killed_leader_is_replaced_and_nothing_is_lost_or_built_twice(
+    kube: Kube, namespace: str, run_operator: Callable[..., OperatorProcess]
+) -> None:
+    scene(kube, namespace)
+    replicas = pair(kube, namespace, run_operator)
+    leader = wait_leader(replicas)
+    standby = next(r for r in replicas if r is not leader)
+    assert standby.metrics()["imagestream_trigger_leader"] == 0
+    first = imported(kube, namespace)
+    converged(kube, namespace, first.reference)
+
+    # Kill the leader mid-burst, and move the tag again while nobody leads.
+    second = imported(kube, namespace)
+    leader.kill()
+    killed = time.monotonic()
+    third = imported(kube, namespace)
+    assert wait_leader([standby], timeout=15) is standby
+    took = time.monotonic() - killed
+    converged(kube, namespace, third.reference)
+    assert took < 10, took
+    builds = builds_by_image(kube, namespace, "app-build")
+    # Each image at most once; the first and the last for certain.
+    assert max(builds.values()) == 1, builds
+    assert builds[first.reference] == 1
+    assert builds[third.reference] == 1
+    assert set(builds) <= {first.reference, second.reference, third.reference}
+    assert standby.metrics()["imagestream_trigger_leader_transitions_total"] == 1
+    assert "acquired the lease" in standby.output()
+
+
+def test_sigterm_hands_the_lease_over_at_once(
+    kube: Kube, namespace: str, run_operator: Callable[..., OperatorProcess]
+) -> None:
+    scene(kube, namespace)
+    replicas = pair(kube, namespace, run_operator)
+    leader = wait_leader(replicas)
+    standby = next(r for r in replicas if r is not leader)
+    started = time.monotonic()
+    leader.stop()  # SIGTERM: release after the last write
+    assert wait_leader([standby], timeout=5) is standby
+    handover = time.monotonic() - started
+    # The stop itself (kopf's shutdown) is in this figure; the Lease is free the moment
+    # it is released, not after a duration (3 s here).
+    assert handover < 3, handover
+    assert "released the lease" in leader.output()
+    moved = imported(kube, namespace)
+    converged(kube, namespace, moved.reference)
