@@ -7,6 +7,7 @@ side that the other does not follow fails here:
 - alert names in every page against manifests/prometheusrule.yaml, and docs/alerts.md
   having a section for each shipped alert;
 - docs/imagetrigger.md's field tables and quoted patterns against the shipped CRD;
+- docs/security.md's table against the ClusterRole;
 - every relative link and anchor, and every repository path named in backticks.
 
 Metric names are checked against the registry by tests/e2e/test_docs.py.
@@ -34,9 +35,10 @@ ALERTS_DOC = ROOT / "docs" / "alerts.md"
 IMAGETRIGGER_DOC = ROOT / "docs" / "imagetrigger.md"
 PROMETHEUS_RULE = ROOT / "manifests" / "prometheusrule.yaml"
 CRD = ROOT / "manifests" / "crd" / "imagetriggers.yaml"
-# Pages other branches add (OLM, the oc plugin, Helm values): a link to one is fine while it
-# does not exist yet; once it exists, its anchors are checked like any other page's.
-PENDING_PAGES = {"docs/olm.md", "docs/plugin.md", "docs/helm.md"}
+# Files other branches add (the oc plugin's page, the Helm values page, the hardening
+# branch's NetworkPolicy): naming one is fine while it does not exist yet; once it exists,
+# it is checked like any other (and this set can lose it).
+PENDING_PAGES = {"docs/plugin.md", "docs/helm.md", "manifests/networkpolicy.yaml"}
 
 
 def doc_id(path: Path) -> str:
@@ -85,37 +87,65 @@ def shown_default(field: str) -> str:
     return "(empty)" if default == "" else str(default)
 
 
-def settings_rows() -> dict[str, list[str]]:
-    """README's settings table, by the environment variable each row names."""
-    rows = {}
+def row_variables(cell: str) -> list[str]:
+    """The environment variables a row names, ``..._SUFFIX`` expanded (one Settings field)."""
+    every = [ENV_PREFIX + field.upper() for field in Settings.model_fields]
+    variables = []
+    for named in re.findall(r"`((?:\.\.\.|[A-Z])[A-Z_]*)`", cell):
+        if named.startswith("..."):
+            matching = [v for v in every if v.endswith(named[3:])]
+            assert len(matching) == 1, f"{named} stands for none or several of {every}"
+            named = matching[0]
+        variables.append(named)
+    return variables
+
+
+def row_flags(cell: str) -> list[str]:
+    """The flags a row names, ``--[no-]name`` as both."""
+    flags = []
+    for flag in re.findall(r"(?<![\w-])(--?(?:\[no-\])?[A-Za-z][\w-]*)", cell):
+        if "[no-]" in flag:
+            flags += [flag.replace("[no-]", ""), flag.replace("[no-]", "no-")]
+        else:
+            flags.append(flag)
+    return flags
+
+
+def settings_rows() -> list[tuple[list[str], list[str], list[str]]]:
+    """README's settings table: (variables, flags, defaults) per row."""
+    rows = []
     for cells in table_after(README.read_text(), "| flag | environment | default | meaning |"):
-        variables = re.findall(rf"`({ENV_PREFIX}[A-Z_]+)`", cells[1])
-        assert len(variables) == 1, f"one environment variable per row: {cells}"
-        rows[variables[0]] = cells
+        variables = row_variables(cells[1])
+        assert variables, f"a row without an environment variable: {cells}"
+        defaults = [cells[2]] if len(variables) == 1 else cells[2].split(", ")
+        assert len(defaults) == len(variables), f"one default per variable: {cells}"
+        rows.append((variables, row_flags(cells[0]), defaults))
     return rows
 
 
 def test_readme_settings_table_lists_every_setting_and_nothing_else() -> None:
     rows = settings_rows()
+    listed = [v for variables, _, _ in rows for v in variables]
     expected = {ENV_PREFIX + field.upper(): field for field in Settings.model_fields}
 
-    assert set(rows) == set(expected), (
-        f"missing from README's settings table: {sorted(set(expected) - set(rows))}; "
-        f"listed there but not settings: {sorted(set(rows) - set(expected))}"
+    assert len(listed) == len(set(listed)), f"listed twice: {listed}"
+    assert set(listed) == set(expected), (
+        f"missing from README's settings table: {sorted(set(expected) - set(listed))}; "
+        f"listed there but not settings: {sorted(set(listed) - set(expected))}"
     )
     options = run_options()
-    for variable, cells in rows.items():
-        field = expected[variable]
-        flags = re.findall(r"(?<![\w-])(--?[A-Za-z][\w-]*)", cells[0])
-        assert flag_for(field) in flags, (
-            f"{variable}: the flag {flag_for(field)} is not in {cells[0]}"
-        )
+    for variables, flags, defaults in rows:
         unknown = [f for f in flags if f not in options]
         assert not unknown, f"README names flags `imagestream-trigger run` does not have: {unknown}"
-        default = shown_default(field)
-        assert cells[2] == default, (
-            f"{variable}: README's default {cells[2]!r}, the code's {default!r}"
-        )
+        for variable, default in zip(variables, defaults, strict=True):
+            field = expected[variable]
+            assert flag_for(field) in flags, f"{variable}: {flag_for(field)} is not in {flags}"
+            code = shown_default(field)
+            # An empty default may be said in words ("the pod's namespace").
+            written = default.strip("`")
+            assert written == code or code == "(empty)", (
+                f"{variable}: README's default {default!r}, the code's {code!r}"
+            )
 
 
 # -- alerts -------------------------------------------------------------------------------
@@ -239,6 +269,37 @@ def test_patterns_and_enums_quoted_in_imagetrigger_md_are_the_crds() -> None:
     for listed in re.findall(r"supported values: ((?:\"\w+\"(?:, )?)+)", text):
         values = re.findall(r'"(\w+)"', listed)
         assert values in enums, f"docs/imagetrigger.md quotes an enum the CRD lacks: {values}"
+
+
+# -- docs/security.md against the ClusterRole --------------------------------------------
+
+SECURITY_DOC = ROOT / "docs" / "security.md"
+CLUSTER_ROLE = ROOT / "manifests" / "rbac" / "cluster_role.yaml"
+
+
+def granted() -> set[tuple[str, str, str]]:
+    rules = yaml.safe_load(CLUSTER_ROLE.read_text())["rules"]
+    return {
+        (group, resource, verb)
+        for rule in rules
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+
+
+def test_security_md_lists_exactly_what_the_clusterrole_grants() -> None:
+    documented = set()
+    for cells in table_after(SECURITY_DOC.read_text(), "| API group | resources | verbs |"):
+        group = "" if cells[0] == "core" else cells[0].strip("`")
+        # Backticked names with a dot are resourceNames (`v1.image.openshift.io`), not resources.
+        resources = [r for r in re.findall(r"`([^`]+)`", cells[1]) if "." not in r]
+        verbs = [v.strip() for v in cells[2].split(",")]
+        documented |= {(group, r, v) for r in resources for v in verbs}
+    assert documented == granted(), (
+        f"in the ClusterRole, not in docs/security.md: {sorted(granted() - documented)}; "
+        f"in docs/security.md, not granted: {sorted(documented - granted())}"
+    )
 
 
 # -- links and paths ----------------------------------------------------------------------
