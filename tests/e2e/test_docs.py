@@ -8,7 +8,9 @@ an ImageTrigger's spec must pass its runtime model (``parse_spec``), and a workl
 ``image.openshift.io/triggers`` annotation must raise no problem in its parser.
 
 docs/metrics.md must name every metric of the operator's registry and no other, and its
-summary table must give each one's type and label names.
+summary table must give each one's type and label names; no page may name a metric the
+operator does not have, and metrics.md must say which series only appear at their first
+count.
 """
 
 from __future__ import annotations
@@ -207,22 +209,50 @@ def exposed_metrics() -> dict[str, Exposed]:
 
 
 def mentioned_metrics(text: str) -> set[str]:
-    return set(re.findall(r"(?<![\w-])imagestream_trigger_[a-z0-9_]+", text))
+    # Not inside a recording rule's name (job:imagestream_trigger_decisions:increase30m).
+    return set(re.findall(r"(?<![\w:-])imagestream_trigger_[a-z0-9_]+(?!:)", text))
 
 
-def test_every_metric_is_documented_and_every_documented_metric_exists() -> None:
+def queryable_metrics() -> set[str]:
+    """Every name a query can use: the metrics, and a histogram's sample suffixes."""
     exposed = exposed_metrics()
-    queryable = set(exposed) | {
+    return set(exposed) | {
         name + suffix
         for name, metric in exposed.items()
         if metric.type == "histogram"
         for suffix in HISTOGRAM_SAMPLES
     }
+
+
+def test_every_metric_is_documented_and_every_documented_metric_exists() -> None:
+    exposed = exposed_metrics()
     mentioned = mentioned_metrics(METRICS_DOC.read_text())
-    unknown = sorted(mentioned - queryable)
+    unknown = sorted(mentioned - queryable_metrics())
     assert not unknown, f"docs/metrics.md names metrics the operator does not have: {unknown}"
     undocumented = sorted(set(exposed) - mentioned)
     assert not undocumented, f"metrics missing from docs/metrics.md: {undocumented}"
+
+
+@pytest.mark.parametrize("path", DOCS, ids=[str(p.relative_to(ROOT)) for p in DOCS])
+def test_every_metric_any_page_names_exists(path: Path) -> None:
+    unknown = sorted(mentioned_metrics(path.read_text()) - queryable_metrics())
+    assert not unknown, (
+        f"{path.relative_to(ROOT)} names metrics the operator does not have: {unknown}"
+    )
+
+
+def test_metrics_md_says_which_series_appear_only_at_their_first_count() -> None:
+    # Every other labelled metric has all its series at 0 from the start (Metrics._zero_series).
+    metrics = Metrics()
+    late = {
+        family.name + {"counter": "_total"}.get(family.type, "")
+        for family in metrics.registry.collect()
+        if not family.samples
+    }
+    (sentence,) = [
+        s for s in re.split(r"(?<=\.)\s", METRICS_DOC.read_text()) if "at their first count" in s
+    ]
+    assert mentioned_metrics(sentence) == late
 
 
 def test_the_metrics_table_gives_each_type_and_label_set() -> None:
