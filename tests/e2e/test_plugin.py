@@ -200,8 +200,7 @@ def test_why_explains_in_sync_paused_missing_source_and_pending_then_the_operato
         f'  annotation containers[?(@.name=="web")].image <- {namespace}/app:latest',
         f"    InSync: web already runs {first.reference}",
         f'  annotation containers[?(@.name=="sidecar")].image <- {namespace}/tools:latest',
-        '    Paused: paused ("paused": true): OpenShift and the operator skip it until it is '
-        "unpaused",
+        '    Paused: "paused": true, so OpenShift and the operator skip it until it is unpaused',
         f"  ImageTrigger ghost <- {namespace}/nothere:latest",
         f"    SourceNotFound: ImageStream {namespace}/nothere does not exist (or is not in a "
         "namespace this operator watches)",

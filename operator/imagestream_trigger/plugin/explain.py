@@ -390,7 +390,7 @@ def _entry_verdict(
     if trigger.paused:
         return (
             Verdict.Paused,
-            'paused ("paused": true): OpenShift and the operator skip it until it is unpaused',
+            '"paused": true, so OpenShift and the operator skip it until it is unpaused',
             (),
         )
     image = resolver(snapshot.indexes)(trigger.source)

@@ -258,4 +258,5 @@ def dump(data: Mapping[str, Any], output: str) -> str:
     """``data`` as ``-o json`` or ``-o yaml`` prints it."""
     if output == "json":
         return json.dumps(data, indent=2) + "\n"
-    return yaml.safe_dump(dict(data), sort_keys=False, allow_unicode=True)
+    # No folding of long lines (PyYAML's default is 80 columns), as kubectl -o yaml.
+    return yaml.safe_dump(dict(data), sort_keys=False, allow_unicode=True, width=1 << 20)
