@@ -19,7 +19,7 @@ from imagestream_trigger.index import Indexes
 from imagestream_trigger.inflight import Overlay
 from imagestream_trigger.intake import Intake
 from imagestream_trigger.plan import describe_changes, plan_annotated
-from imagestream_trigger.plugin import render
+from imagestream_trigger.plugin import cli, render
 from imagestream_trigger.plugin.cli import UsageError, main, parse_kind, parse_target
 from imagestream_trigger.plugin.explain import (
     Snapshot,
@@ -678,3 +678,31 @@ def test_row_data_keys() -> None:
         "status": "InSync",
         "lastChange": "",
     }
+
+
+@pytest.mark.parametrize(
+    ("spec", "verdict", "writes"),
+    [({}, "Recover", 1), ({"suspend": True}, "Suspended", 0), ({"dry_run": True}, "DryRun", 0)],
+)
+def test_why_a_build_whose_outcome_is_unknown(
+    spec: dict[str, bool], verdict: str, writes: int
+) -> None:
+    # The intent is in the status, without the Build's name: the operator asks first.
+    status = {"builds": {"app-build": {"image": NEW, "requestedAt": "2025-01-10T10:15:05Z"}}}
+    trigger = image_trigger([{"kind": "BuildConfig", "name": "app-build"}], status=status, **spec)
+    snap = snapshot_of(imagestream(), buildconfig(name="app-build"), trigger)
+    (follower,) = explain(snap, TargetKind.BuildConfig, "demo", "app-build").followers
+    assert follower.verdict == verdict
+    assert f"would look for the Build requested earlier for {NEW}" in follower.message
+    assert len(follower.writes) == writes
+
+
+def test_an_unexpected_failure_is_still_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async def broken(args: Any) -> int:
+        raise RuntimeError("something odd")
+
+    monkeypatch.setattr(cli, "_run", broken)
+    assert main(["list"]) == 1
+    assert capsys.readouterr().err == "error: unexpected RuntimeError: something odd\n"

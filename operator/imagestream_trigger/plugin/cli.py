@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import os
 import sys
 from collections.abc import Sequence
 from typing import Final, NoReturn
@@ -216,6 +217,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return error.code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (| head): nothing more to say, and nothing to say it to.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except Exception as error:  # a bug: still one line, never a traceback
+        print(f"error: unexpected {type(error).__name__}: {error}", file=sys.stderr)
+        return 1
 
 
 async def _run(args: argparse.Namespace) -> int:

@@ -180,20 +180,28 @@ def _unreadable(source: TagRef, why: str) -> str:
     )
 
 
-def _target_verdict(spec: ImageTriggerSpec, target: TargetPlan) -> tuple[str, str, tuple[str, ...]]:
-    """(verdict, message, writes) of one planned target, as the reconcile pass acts on it."""
+def _target_verdict(
+    spec: ImageTriggerSpec, target: TargetPlan, reference: str
+) -> tuple[str, str, tuple[str, ...]]:
+    """(verdict, message, writes) of one planned target, as the reconcile pass acts on it:
+    suspended (which wins) or dry run, the writer is never called to write or build."""
     if target.action is Action.InSync:
         return Verdict.InSync, target.message, ()
     if target.action is Action.Blocked:
         return str(target.reason or Reason.Failed), target.message, ()
-    if target.action is Action.Recover:
-        return Verdict.Recover, target.message, (f"{target.key}: {target.message}",)
     if target.action is Action.Update:
         verdict, what = Verdict.Update, describe_changes(target.changes)
         planned = f"would set {what}"
-    else:
-        verdict, what = Verdict.Build, target.message  # "start a build for <image>"
+    elif target.action is Action.Build:
+        verdict, what = Verdict.Build, f"start a build for {reference}"
         planned = f"would {what}"
+    else:  # Recover: the writer asks the cluster before it sends anything
+        verdict = Verdict.Recover
+        what = f"start a build for {reference} unless the one requested earlier exists"
+        planned = (
+            f"would look for the Build requested earlier for {reference}, and start one if "
+            "there is none"
+        )
     if spec.suspend:
         return (
             Verdict.Suspended,
@@ -266,7 +274,8 @@ def trigger_follower(
     planned = next((t for t in plan.targets if t.kind == kind and t.name == name), None)
     if planned is None:  # the same labels decide both; kept total all the same
         return None
-    verdict, message, writes = _target_verdict(spec, planned)
+    assert plan.image is not None  # not blocked: the tag resolved
+    verdict, message, writes = _target_verdict(spec, planned, plan.image.reference)
     failure = _reported(info).get((kind, name))
     reported = (
         (f"the operator's last attempt: {failure[0]}: {failure[1]}",)
@@ -301,7 +310,7 @@ def trigger_row(snapshot: Snapshot, info: TriggerInfo) -> Row:
     counts = {"upToDate": 0, "pending": 0, "failed": 0}
     failing: list[str] = []
     for target in plan.targets:
-        verdict = _target_verdict(spec, target)[0]
+        verdict = _target_verdict(spec, target, image)[0]
         failure = reported.get((target.kind, target.name))
         if failure is not None and verdict in PENDING and not spec.suspend:
             verdict = failure[0]  # tried and refused: it will not heal by itself
@@ -586,7 +595,3 @@ def summary(why: Why) -> str:
 
 def _distinct(items: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(items))
-
-
-def sources_of(followers: Sequence[Follower]) -> list[str]:
-    return _distinct(f.source for f in followers if f.source)
