@@ -706,3 +706,13 @@ def test_an_unexpected_failure_is_still_one_line(
     monkeypatch.setattr(cli, "_run", broken)
     assert main(["list"]) == 1
     assert capsys.readouterr().err == "error: unexpected RuntimeError: something odd\n"
+
+
+def test_why_names_the_service_account_a_write_is_made_as() -> None:
+    trigger = image_trigger([{"kind": "Deployment", "name": "web"}])
+    trigger["spec"]["serviceAccountName"] = "deployer"
+    snap = snapshot_of(imagestream(), workload(web=OLD), trigger)
+    (follower,) = explain(snap, TargetKind.Deployment, "demo", "web").followers
+    assert follower.notes == (
+        "written as ServiceAccount demo/deployer (spec.serviceAccountName): its rights decide",
+    )

@@ -269,20 +269,24 @@ def trigger_follower(
     plan = plan_of(snapshot, info)
     if plan.blocked is not None:
         verdict, message = _blocked(snapshot, plan)
-        notes = ("spec.suspend is true as well",) if spec.suspend else ()
-        return Follower(IMAGETRIGGER, trigger, source, verdict, message, notes=notes)
+        also = ("spec.suspend is true as well",) if spec.suspend else ()
+        return Follower(IMAGETRIGGER, trigger, source, verdict, message, notes=also)
     planned = next((t for t in plan.targets if t.kind == kind and t.name == name), None)
     if planned is None:  # the same labels decide both; kept total all the same
         return None
     assert plan.image is not None  # not blocked: the tag resolved
     verdict, message, writes = _target_verdict(spec, planned, plan.image.reference)
+    notes: list[str] = []
+    account = info.service_account_name
+    if account is not None and writes:
+        notes.append(
+            f"written as ServiceAccount {info.ref.namespace}/{account} "
+            "(spec.serviceAccountName): its rights decide"
+        )
     failure = _reported(info).get((kind, name))
-    reported = (
-        (f"the operator's last attempt: {failure[0]}: {failure[1]}",)
-        if failure is not None and verdict in PENDING
-        else ()
-    )
-    return Follower(IMAGETRIGGER, trigger, source, verdict, message, writes, reported)
+    if failure is not None and verdict in PENDING:
+        notes.append(f"the operator's last attempt: {failure[0]}: {failure[1]}")
+    return Follower(IMAGETRIGGER, trigger, source, verdict, message, writes, tuple(notes))
 
 
 def trigger_row(snapshot: Snapshot, info: TriggerInfo) -> Row:
