@@ -80,7 +80,10 @@ class Settings(BaseModel):
         description="Port serving Prometheus metrics at /metrics (0: off).",
     )
     health_port: int = Field(
-        default=8081, ge=0, le=65535, description="Port serving /healthz (liveness) and /readyz (readiness) for probes (0: off)."
+        default=8081,
+        ge=0,
+        le=65535,
+        description="Port serving /healthz (liveness) and /readyz (readiness) for probes (0: off).",
     )
     bind_address: str = Field(default="0.0.0.0", description="Address the two ports listen on.")
     log_format: Literal["text", "json"] = Field(default="text", description="Log line format.")

@@ -78,7 +78,11 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
 
     build = sub.add_parser("build", help="build (or reuse) the control-plane binaries")
-    build.add_argument("--all", action="store_true", help="also build helm and kube-score (the tests of the chart and manifests need them)")
+    build.add_argument(
+        "--all",
+        action="store_true",
+        help="also build helm and kube-score (the tests of the chart and manifests need them)",
+    )
     build.set_defaults(run=cmd_build)
 
     up = sub.add_parser("up", help="start a control plane and keep it until Ctrl-C")
