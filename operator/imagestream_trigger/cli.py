@@ -113,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-concurrent-writes", type=int, metavar="N", help=_help("max_concurrent_writes")
     )
     run.add_argument("--workers", type=int, metavar="N", help=_help("workers"))
+    run.add_argument("--shard", metavar="I/N", help=_help("shard"))
     election = run.add_argument_group("leader election (several replicas, one writer)")
     election.add_argument(
         "--leader-election",

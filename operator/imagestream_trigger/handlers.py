@@ -142,6 +142,7 @@ def register(
     api: Api,
     sweeper: Sweeper,
     *,
+    serves: Callable[[str], bool] = lambda namespace: True,
     on_stream_event: Callable[[str | None], None] = lambda type: None,
 ) -> None:
     """Attach every handler to ``registry`` (a fresh one per operator run)."""
@@ -167,6 +168,9 @@ def register(
         registry=registry,
     )
     async def trigger_event(type: str | None, body: kopf.Body, **_: Any) -> None:
+        # Another shard's: not even indexed (the sweep never forgets what it never knew).
+        if not serves(str(body.get("metadata", {}).get("namespace") or "")):
+            return
         enqueue(intake.trigger(type, body))
         if type is None:
             sweeper.relisted(IMAGETRIGGER, triggers)

@@ -194,6 +194,16 @@ async def detect_native_mode(api: Api, settings: Settings) -> tuple[Writing, str
     return native_mode("auto", found if isinstance(found, Mapping) else None)
 
 
+def _serves(settings: Settings, *, every_shard: bool = False) -> Callable[[str], bool]:
+    """Whether a namespace's objects are this process's: its patterns, and its shard's
+    namespaces unless ``every_shard`` (ImageStreams: any trigger may follow one)."""
+    patterns = settings.namespaces
+    shard = None if every_shard else settings.shard_spec
+    if shard is None:
+        return functools.partial(namespace_selected, patterns=patterns)
+    return lambda namespace: shard.serves(namespace) and namespace_selected(namespace, patterns)
+
+
 def namespace_selected(namespace: str, patterns: tuple[str, ...]) -> bool:
     """kopf's namespace rules: any pattern matches (globs allowed), no '!pattern' does."""
     include = [p for p in patterns if not p.startswith("!")]
@@ -233,9 +243,10 @@ async def prime(api: Api, settings: Settings, intake: Intake) -> dict[tuple[str,
                 )
                 continue
             versions[(kind, namespace)] = version
+            mine = _serves(settings, every_shard=kind == "ImageStream")
             for item in items:
                 meta = item.get("metadata") or {}
-                if namespace_selected(str(meta.get("namespace") or ""), settings.namespaces):
+                if mine(str(meta.get("namespace") or "")):
                     intake.load(kind, item)
     sizes = ", ".join(f"{name}: {n}" for name, n in intake.indexes.sizes().items())
     log.info("indexed in %.1fs: %s", time.monotonic() - started, sizes)
@@ -315,7 +326,8 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
         # that happens to trigger one, in the middle of a burst).
         gc.collect()
         gc.freeze()
-        selected = functools.partial(namespace_selected, patterns=settings.namespaces)
+        selected = _serves(settings, every_shard=True)
+        mine = _serves(settings)
 
         _gauges(metrics, indexes)
         enqueue = controller.enqueue
@@ -332,7 +344,7 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
             log.info(
                 "leader election: Lease %s/%s as %s; standing by until it is ours",
                 place[0],
-                settings.lease_name,
+                settings.lease,
                 place[1],
             )
             tasks.append(asyncio.create_task(elector.run()))
@@ -348,7 +360,7 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
                     namespace,
                     on_event=on_event,
                     on_relisted=functools.partial(_relisted, intake, enqueue, sweeper, str(kind)),
-                    selected=selected,
+                    selected=mine,
                 )
                 tasks.append(asyncio.create_task(watch.run(versions[(str(kind), namespace)])))
         tasks.append(
@@ -361,6 +373,7 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
             enqueue,
             api,
             sweeper,
+            serves=mine,
             on_stream_event=lambda type: metrics.imagestream_events.labels(type or "LISTED").inc(),
         )
         # Ready once kopf's startup is done and its watchers are let go: ours run already.
@@ -372,6 +385,11 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
                 asyncio.create_task(_hand_over_on_signal(kopf_started, controller, elector, stop))
             )
         scope = "all namespaces" if settings.clusterwide else ", ".join(settings.namespaces)
+        if settings.shard_spec is not None:
+            scope += (
+                f" (shard {settings.shard_spec}: the namespaces whose name hashes to it; "
+                "ImageStreams of all)"
+            )
         log.info(
             "watching %s with %d workers%s",
             scope,
@@ -455,7 +473,7 @@ def _elect(
     elector = Elector(
         api,
         place[0],
-        settings.lease_name,
+        settings.lease,
         place[1],
         Timing(
             settings.lease_duration_seconds,

@@ -21,10 +21,12 @@ from pydantic import (
     model_validator,
 )
 
+from imagestream_trigger import shards
 from imagestream_trigger.errors import ConfigurationError
 
 ENV_PREFIX = "IMAGESTREAM_TRIGGER_"
 
+DEFAULT_LEASE = "imagestream-trigger"
 NativeMode = Literal["auto", "apply", "observe", "off"]
 
 
@@ -112,6 +114,15 @@ class Settings(BaseModel):
         ),
     )
 
+    shard: str = Field(
+        default="",
+        description=(
+            "INDEX/COUNT, e.g. 0/3: serve only the namespaces a stable hash of their name "
+            "gives to this shard (ImageStreams of every namespace are still read, for "
+            "cross-namespace sources). Run one Deployment per index, each with its own "
+            "Lease. Empty: every namespace."
+        ),
+    )
     leader_election: bool = Field(
         default=True,
         description=(
@@ -129,7 +140,7 @@ class Settings(BaseModel):
         ),
     )
     lease_name: str = Field(
-        default="imagestream-trigger",
+        default=DEFAULT_LEASE,
         description="Name of the Lease (one per shard or per independent install).",
     )
     lease_duration_seconds: float = Field(
@@ -169,6 +180,24 @@ class Settings(BaseModel):
         if value and not re.fullmatch(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?", value):
             raise ValueError(f"{value!r} is not a ServiceAccount name (lowercase DNS subdomain)")
         return value
+
+    @field_validator("shard")
+    @classmethod
+    def _shard(cls, value: str) -> str:
+        shards.parse(value)
+        return value.strip()
+
+    @property
+    def shard_spec(self) -> shards.Shard | None:
+        return shards.parse(self.shard)
+
+    @property
+    def lease(self) -> str:
+        """The Lease's name: each shard needs its own (the default name gets the shard's)."""
+        spec = self.shard_spec
+        if spec is None or self.lease_name != DEFAULT_LEASE:
+            return self.lease_name
+        return f"{self.lease_name}-shard-{spec.index}-of-{spec.count}"
 
     @field_validator("namespaces", mode="before")
     @classmethod

@@ -25,6 +25,7 @@ FLAGS = {
     "resync_seconds": "--resync-seconds",
     "max_concurrent_writes": "--max-concurrent-writes",
     "workers": "--workers",
+    "shard": "--shard",
     "leader_election": "--leader-election",
     "lease_namespace": "--lease-namespace",
     "lease_name": "--lease-name",
