@@ -201,3 +201,28 @@ def built_by_trigger(kube: Kube, namespace: str) -> None:
         namespace,
         image_trigger("follow", "app:latest", [{"kind": "BuildConfig", "name": "app-build"}]),
     )
+
+
+def trigger_path(namespace: str, name: str = "follow") -> str:
+    return path_for(TRIGGERS, "imagetriggers", namespace, name)
+
+
+def ready(trigger: dict[str, Any]) -> dict[str, Any]:
+    """The Ready condition of an ImageTrigger ({} until it has one)."""
+    conditions = trigger.get("status", {}).get("conditions", [])
+    return dict(next((c for c in conditions if c.get("type") == "Ready"), {}))
+
+
+def wait_reason(
+    kube: Kube, namespace: str, reason: str, name: str = "follow", timeout: float = 20
+) -> dict[str, Any]:
+    found: dict[str, Any] = kube.wait_for(
+        trigger_path(namespace, name), lambda t: ready(t).get("reason") == reason, timeout=timeout
+    )
+    return found
+
+
+def builds(kube: Kube, namespace: str) -> list[str]:
+    return sorted(
+        b["metadata"]["name"] for b in kube.get(path_for(BUILD, "builds", namespace))["items"]
+    )

@@ -15,6 +15,7 @@ from tests.e2e.objects import (
     REPO,
     TRIGGERS,
     buildconfig,
+    builds,
     built_by_trigger,
     create,
     events_for,
@@ -22,33 +23,12 @@ from tests.e2e.objects import (
     image_trigger,
     images_of,
     imported,
+    ready,
+    trigger_path,
+    wait_reason,
     workload,
     workload_path,
 )
-
-
-def trigger_path(namespace: str, name: str = "follow") -> str:
-    return path_for(TRIGGERS, "imagetriggers", namespace, name)
-
-
-def ready(trigger: dict[str, Any]) -> dict[str, Any]:
-    for condition in trigger.get("status", {}).get("conditions", []):
-        if condition["type"] == "Ready":
-            return dict(condition)
-    return {}
-
-
-def wait_reason(kube: Kube, namespace: str, reason: str, name: str = "follow") -> dict[str, Any]:
-    found: dict[str, Any] = kube.wait_for(
-        trigger_path(namespace, name), lambda t: ready(t).get("reason") == reason
-    )
-    return found
-
-
-def builds(kube: Kube, namespace: str) -> list[str]:
-    return sorted(
-        b["metadata"]["name"] for b in kube.get(path_for(BUILD, "builds", namespace))["items"]
-    )
 
 
 def test_named_deployment_follows_the_tag_and_status_tells(

@@ -8,7 +8,6 @@ traceback in its log.
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from tests.controlplane.cluster import ControlPlane
 from tests.controlplane.kube import Kube, path_for
@@ -22,6 +21,7 @@ from tests.e2e.objects import (
     image_trigger,
     images_of,
     imported,
+    ready,
     workload,
     workload_path,
 )
@@ -103,11 +103,6 @@ def test_a_stream_deleted_where_no_watch_could_see_it_is_found_gone(
         control_plane.start_apiserver()
     kube.wait_for(follow, lambda t: ready(t).get("reason") == "SourceNotFound", timeout=30)
     no_traceback(operator)
-
-
-def ready(trigger: dict[str, Any]) -> dict[str, Any]:
-    conditions = trigger.get("status", {}).get("conditions", [])
-    return next((c for c in conditions if c.get("type") == "Ready"), {})
 
 
 def test_a_proxy_answering_503_for_5s_delays_the_change_and_loses_nothing(

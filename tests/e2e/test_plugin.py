@@ -38,6 +38,7 @@ from tests.e2e.objects import (
     images_of,
     imported,
     trigger_annotation,
+    trigger_path,
     workload,
     workload_path,
 )
@@ -74,10 +75,6 @@ def failed(result: subprocess.CompletedProcess[str], code: int) -> str:
     assert result.stderr.count("\n") == 1, result.stderr
     assert "Traceback" not in result.stderr
     return result.stderr.removesuffix("\n")
-
-
-def trigger_path(namespace: str, name: str = "follow") -> str:
-    return path_for(TRIGGERS, "imagetriggers", namespace, name)
 
 
 def ready_reason(trigger: dict[str, Any]) -> str:

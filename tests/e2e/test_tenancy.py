@@ -21,8 +21,8 @@ from tests.controlplane.operator_process import OperatorProcess, shipped_cluster
 from tests.e2e.objects import (
     BUILD,
     REPO,
-    TRIGGERS,
     annotated_web,
+    builds,
     by_name,
     create,
     events_for,
@@ -30,7 +30,9 @@ from tests.e2e.objects import (
     image_trigger,
     images_of,
     imported,
+    ready,
     trigger_annotation,
+    wait_reason,
     web_image,
     workload,
     workload_path,
@@ -41,32 +43,6 @@ RBAC = "rbac.authorization.k8s.io/v1"
 # Retries back off (1 s doubling): a grant made a few seconds after a refusal is picked
 # up by a retry within about ten seconds.
 HEALED_S = 45
-
-
-def trigger_path(namespace: str, name: str = "follow") -> str:
-    return path_for(TRIGGERS, "imagetriggers", namespace, name)
-
-
-def ready(trigger: dict[str, Any]) -> dict[str, Any]:
-    for condition in trigger.get("status", {}).get("conditions", []):
-        if condition["type"] == "Ready":
-            return dict(condition)
-    return {}
-
-
-def wait_reason(
-    kube: Kube, namespace: str, reason: str, name: str = "follow", timeout: float = 20
-) -> dict[str, Any]:
-    found: dict[str, Any] = kube.wait_for(
-        trigger_path(namespace, name), lambda t: ready(t).get("reason") == reason, timeout=timeout
-    )
-    return found
-
-
-def builds(kube: Kube, namespace: str) -> list[str]:
-    return sorted(
-        b["metadata"]["name"] for b in kube.get(path_for(BUILD, "builds", namespace))["items"]
-    )
 
 
 def service_account(kube: Kube, namespace: str, name: str = "deployer") -> None:
