@@ -301,6 +301,12 @@ def install_strategy(objects: Sorted, version: str, scoped: bool) -> tuple[dict[
     cluster_rules, used_cluster_roles = bound_rules(
         objects.cluster_bindings, objects.cluster_roles, accounts, objects.namespace, "ClusterRole"
     )
+    for role in objects.roles.values():
+        if role.doc["metadata"].get("namespace") != objects.namespace:
+            raise BundleError(
+                f"{role.path} (Role {role.name}): OLM creates RBAC only in the install "
+                "namespace, where the CSV's permissions become Roles"
+            )
     rules, used_roles = bound_rules(
         objects.bindings, objects.roles, accounts, objects.namespace, "Role"
     )

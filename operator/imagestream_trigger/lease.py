@@ -274,35 +274,39 @@ class Elector:
             return
         # Writing stops before the release is sent: the next holder may start at once.
         self._lost("released")
-        for _ in range(3):  # a renewal in flight may have moved the resourceVersion on
+        try:
             try:
-                await self._put(
-                    {
-                        "holderIdentity": "",
-                        "leaseDurationSeconds": 1,
-                        "renewTime": micro_time(),
-                        "acquireTime": self.record.acquired,
-                        "leaseTransitions": self.record.transitions,
-                    }
-                )
-                log.info("released the lease %s/%s", self.namespace, self.name)
-                return
+                await self._put_released()
             except ConflictError:
-                try:
-                    self._observe(
-                        await self.api.request(
-                            "GET", f"{self._path}/{self.name}", resource=PLURAL, request_timeout=5
-                        )
+                # A renewal whose task was cancelled on the way down may have landed all
+                # the same, leaving our resourceVersion behind: read the Lease again and
+                # release it if it is still ours (another holder's is not ours to touch).
+                self._observe(
+                    await self.api.request(
+                        "GET",
+                        f"{self._path}/{self.name}",
+                        resource=PLURAL,
+                        request_timeout=self.timing.renew_deadline_s,
                     )
-                except ApiError:
-                    return
+                )
                 if self.record is None or self.record.holder != self.identity:
                     return
-            except ApiError as error:
-                log.warning(
-                    "could not release the lease %s/%s: %s", self.namespace, self.name, error
-                )
-                return
+                await self._put_released()
+            log.info("released the lease %s/%s", self.namespace, self.name)
+        except ApiError as error:
+            log.warning("could not release the lease %s/%s: %s", self.namespace, self.name, error)
+
+    async def _put_released(self) -> None:
+        assert self.record is not None
+        await self._put(
+            {
+                "holderIdentity": "",
+                "leaseDurationSeconds": 1,
+                "renewTime": micro_time(),
+                "acquireTime": self.record.acquired,
+                "leaseTransitions": self.record.transitions,
+            }
+        )
 
     # -- what was seen ---------------------------------------------------------------
 

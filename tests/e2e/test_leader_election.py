@@ -13,7 +13,7 @@ from kubernetes.aio import client as k8s
 
 from imagestream_trigger.act.client import Api
 from imagestream_trigger.errors import NotLeaderError
-from imagestream_trigger.lease import Elector, Timing
+from imagestream_trigger.lease import Elector, Timing, micro_time
 from tests.controlplane.cluster import ControlPlane
 
 pytestmark = pytest.mark.controlplane
@@ -110,6 +110,31 @@ async def test_one_of_two_leads_and_a_release_hands_over_at_once(
         assert new.elector.record is not None
         assert new.elector.record.holder == new.elector.identity
         assert new.elector.record.transitions >= 1
+
+
+async def test_a_release_after_a_renewal_cut_short_still_releases(
+    control_plane: ControlPlane, namespace: str
+) -> None:
+    # On SIGTERM the elector's task is cancelled, then the Lease released. A renewal on
+    # the wire at that moment lands without the elector seeing its answer, and the
+    # release then carries an old resourceVersion: a conflict it must get past.
+    async with replicas(control_plane, namespace, "pod-a") as (leader,):
+        await until(lambda: leader.elector.leading, 10)
+        await leader.crash()  # the loop stops; the Lease is still held, and valid
+        path = f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases/imagestream-trigger"
+        admin = api_for(control_plane)
+        try:
+            # The landed renewal, as far as the elector can tell: a newer version of the
+            # same holder's Lease.
+            body = await admin.request("GET", path, resource="leases")
+            body["spec"]["renewTime"] = micro_time()
+            await admin.request("PUT", path, body=body, resource="leases")
+            assert leader.elector.leading
+            await leader.elector.release()
+            released = await admin.request("GET", path, resource="leases")
+        finally:
+            await admin.close()
+        assert released["spec"].get("holderIdentity", "") == ""
 
 
 async def test_a_crashed_leader_is_replaced_after_the_lease_expires(

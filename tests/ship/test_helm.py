@@ -59,7 +59,12 @@ def container(deployment: dict[str, Any]) -> dict[str, Any]:
 
 
 def env_of(deployment: dict[str, Any]) -> dict[str, str]:
-    return {e["name"]: e.get("value", "") for e in container(deployment).get("env", [])}
+    """{name: value}; a value taken from the pod's own fields reads "<metadata.name>"."""
+    found: dict[str, str] = {}
+    for entry in container(deployment).get("env", []):
+        field = entry.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath")
+        found[entry["name"]] = f"<{field}>" if field else entry.get("value", "")
+    return found
 
 
 def readable_diff(what: str, manifests: Any, chart: Any) -> str:
@@ -103,7 +108,10 @@ def test_defaults_render_what_manifests_install(helm: Any) -> None:
         ("ClusterRole", "imagestream-trigger-edit"),
         ("ClusterRole", "imagestream-trigger-view"),
         ("ClusterRoleBinding", "imagestream-trigger"),
+        ("Role", "imagestream-trigger-leader-election"),
+        ("RoleBinding", "imagestream-trigger-leader-election"),
         ("Deployment", "imagestream-trigger"),
+        ("PodDisruptionBudget", "imagestream-trigger"),
         ("NetworkPolicy", "imagestream-trigger"),
         ("Service", "imagestream-trigger-metrics"),
         ("ServiceMonitor", "imagestream-trigger"),
@@ -124,13 +132,18 @@ def test_defaults_render_what_manifests_install(helm: Any) -> None:
         ("prometheusRule", "PrometheusRule"),
         ("dashboard", "ConfigMap"),
         ("networkPolicy", "NetworkPolicy"),
+        ("podDisruptionBudget", "PodDisruptionBudget"),
+        ("leaderElection", "Role"),
+        ("leaderElection", "RoleBinding"),
     ],
 )
 @pytest.mark.parametrize("enabled", [True, False], ids=["on", "off"])
 def test_each_toggle_adds_or_removes_its_object(
     helm: Any, toggle: str, kind: str, enabled: bool
 ) -> None:
-    docs = helm.render(f"{toggle}.enabled={str(enabled).lower()}")
+    # Without leader election only one replica may run (the chart refuses more).
+    single = [] if enabled or toggle != "leaderElection" else ["replicaCount=1"]
+    docs = helm.render(f"{toggle}.enabled={str(enabled).lower()}", *single)
     assert (kind in kinds(docs)) is enabled
     assert {"Deployment", "Service", "ClusterRole"} <= kinds(docs)
 
@@ -155,6 +168,9 @@ def test_all_toggles_off_leaves_the_operator_alone(helm: Any) -> None:
         "serviceAccount.create=false",
         "networkPolicy.enabled=false",
         "rbac.aggregateToDefaultRoles=false",
+        "podDisruptionBudget.enabled=false",
+        "leaderElection.enabled=false",
+        "replicaCount=1",
     )
     assert {(d["kind"], d["metadata"]["name"]) for d in docs} == {
         ("ClusterRole", "imagestream-trigger"),
@@ -188,6 +204,10 @@ def test_values_reach_the_operator_environment(helm: Any) -> None:
         "maxConcurrentWrites=8",
         "internalRegistryHostname=image-registry.openshift-image-registry.svc:5000",
         "defaultServiceAccount=deployer",
+        "leaderElection.leaseName=its-lease",
+        "leaderElection.leaseDurationSeconds=15",
+        "leaderElection.renewDeadlineSeconds=10",
+        "leaderElection.retryPeriodSeconds=2",
         "metrics.port=9090",
         "health.port=9091",
         "image.repository=quay.io/acme/imagestream-trigger",
@@ -218,9 +238,15 @@ def test_values_reach_the_operator_environment(helm: Any) -> None:
         f"{ENV}MAX_CONCURRENT_WRITES": "8",
         f"{ENV}INTERNAL_REGISTRY_HOSTNAME": "image-registry.openshift-image-registry.svc:5000",
         f"{ENV}DEFAULT_SERVICE_ACCOUNT": "deployer",
+        f"{ENV}LEASE_NAME": "its-lease",
+        f"{ENV}LEASE_DURATION_SECONDS": "15",
+        f"{ENV}LEASE_RENEW_DEADLINE_SECONDS": "10",
+        f"{ENV}LEASE_RETRY_PERIOD_SECONDS": "2",
         f"{ENV}METRICS_PORT": "9090",
         f"{ENV}HEALTH_PORT": "9091",
         f"{ENV}BIND_ADDRESS": "0.0.0.0",
+        "POD_NAME": "<metadata.name>",
+        "POD_NAMESPACE": "<metadata.namespace>",
     }
     operator = container(deployment)
     assert operator["image"] == "quay.io/acme/imagestream-trigger:1.2.3"
@@ -232,7 +258,8 @@ def test_values_reach_the_operator_environment(helm: Any) -> None:
     pod = deployment["spec"]["template"]["spec"]
     assert pod["nodeSelector"] == {"role": "infra"}
     assert pod["tolerations"] == [{"key": "infra", "operator": "Exists"}]
-    assert "nodeAffinity" in pod["affinity"]
+    # An affinity of one's own replaces the default anti-affinity, whole.
+    assert set(pod["affinity"]) == {"nodeAffinity"}
     assert the(docs, "Service")["spec"]["ports"][0]["port"] == 9090
     monitor = the(docs, "ServiceMonitor")
     assert monitor["spec"]["endpoints"][0]["interval"] == "15s"
@@ -259,15 +286,168 @@ def test_values_from_a_file_keep_their_type(helm: Any, tmp_path: Path) -> None:
     assert f"{ENV}WORKERS" not in environment  # the default is left to the operator
 
 
-def test_extra_env_may_not_set_what_a_value_sets(helm: Any) -> None:
-    result = helm.template(
-        "extraEnv[0].name=IMAGESTREAM_TRIGGER_RESYNC_SECONDS", strings=["extraEnv[0].value=300"]
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("RESYNC_SECONDS", "resyncSeconds"),
+        ("LEADER_ELECTION", "leaderElection.enabled"),
+        ("LEASE_NAME", "leaderElection.leaseName"),
+        ("LEASE_DURATION_SECONDS", "leaderElection.leaseDurationSeconds"),
+        ("LEASE_RENEW_DEADLINE_SECONDS", "leaderElection.renewDeadlineSeconds"),
+        ("LEASE_RETRY_PERIOD_SECONDS", "leaderElection.retryPeriodSeconds"),
+    ],
+)
+def test_extra_env_may_not_set_what_a_value_sets(helm: Any, variable: str, value: str) -> None:
+    result = helm.template(f"extraEnv[0].name={ENV}{variable}", strings=["extraEnv[0].value=3"])
+    assert result.returncode != 0
+    assert f"extraEnv sets {ENV}{variable}: set the value {value} instead" in result.stderr, (
+        result.stderr
     )
+
+
+@pytest.mark.parametrize("variable", ["POD_NAME", "POD_NAMESPACE"])
+def test_extra_env_may_not_replace_the_pods_own_fields(helm: Any, variable: str) -> None:
+    result = helm.template(f"extraEnv[0].name={variable}", strings=["extraEnv[0].value=x"])
+    assert result.returncode != 0
+    assert f"extraEnv sets {variable}: the chart sets it from the pod itself" in result.stderr, (
+        result.stderr
+    )
+
+
+# -- replicas, leader election, disruption budget ------------------------------------
+
+
+def test_two_replicas_roll_without_a_gap_and_spread_over_nodes(helm: Any) -> None:
+    docs = helm.render()
+    deployment = the(docs, "Deployment")
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
+    }
+    selector = deployment["spec"]["selector"]["matchLabels"]
+    (term,) = deployment["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"][
+        "preferredDuringSchedulingIgnoredDuringExecution"
+    ]
+    assert term["podAffinityTerm"] == {
+        "topologyKey": "kubernetes.io/hostname",
+        "labelSelector": {"matchLabels": selector},
+    }
+    budget = the(docs, "PodDisruptionBudget")
+    assert budget["spec"]["minAvailable"] == 1
+    assert budget["spec"]["selector"] == {"matchLabels": selector}
+    # Who holds the Lease, and where: the pod's own name and namespace.
+    environment = env_of(deployment)
+    assert environment["POD_NAME"] == "<metadata.name>"
+    assert environment["POD_NAMESPACE"] == "<metadata.namespace>"
+    # The operator's own defaults: nothing about the election in the environment.
+    assert not [name for name in environment if name.startswith((f"{ENV}LEASE", f"{ENV}LEADER"))]
+
+
+def test_one_replica_needs_no_other_setting_and_gets_no_budget(helm: Any) -> None:
+    docs = helm.render("replicaCount=1")
+    assert "PodDisruptionBudget" not in kinds(docs)
+    deployment = the(docs, "Deployment")
+    assert deployment["spec"]["replicas"] == 1
+    # A rollout still starts the new pod before the old one hands its Lease over.
+    assert deployment["spec"]["strategy"]["rollingUpdate"] == {"maxUnavailable": 0, "maxSurge": 1}
+    # Leader election stays on (one holder, no contender): the Role is still needed.
+    assert {"Role", "RoleBinding"} <= kinds(docs)
+    assert f"{ENV}LEADER_ELECTION" not in env_of(deployment)
+
+
+def test_leader_election_off_drops_the_role_and_tells_the_operator(helm: Any) -> None:
+    docs = helm.render(
+        "replicaCount=1", "leaderElection.enabled=false", "leaderElection.leaseName=unused"
+    )
+    assert not {"Role", "RoleBinding"} & kinds(docs)
+    environment = env_of(the(docs, "Deployment"))
+    assert environment[f"{ENV}LEADER_ELECTION"] == "false"
+    assert f"{ENV}LEASE_NAME" not in environment
+
+
+def test_several_replicas_without_leader_election_are_refused(helm: Any) -> None:
+    result = helm.template("leaderElection.enabled=false")
     assert result.returncode != 0
     assert (
-        "extraEnv sets IMAGESTREAM_TRIGGER_RESYNC_SECONDS: set the value resyncSeconds instead"
+        "replicaCount is 2 with leaderElection.enabled=false: every replica would write"
         in result.stderr
     ), result.stderr
+
+
+@pytest.mark.parametrize(
+    ("values", "problem"),
+    [
+        (
+            ["leaderElection.renewDeadlineSeconds=8"],
+            "leaderElection.renewDeadlineSeconds must be shorter than "
+            "leaderElection.leaseDurationSeconds",
+        ),
+        (
+            ["leaderElection.retryPeriodSeconds=5"],
+            "leaderElection.retryPeriodSeconds must be shorter than "
+            "leaderElection.renewDeadlineSeconds",
+        ),
+        (
+            ["podDisruptionBudget.minAvailable=2"],
+            "podDisruptionBudget.minAvailable (2) must be below replicaCount (2)",
+        ),
+        (
+            ["replicaCount=3", "podDisruptionBudget.minAvailable=100%"],
+            "podDisruptionBudget.minAvailable 100% keeps every replica",
+        ),
+    ],
+    ids=["renew-deadline", "retry-period", "min-available", "min-available-percent"],
+)
+def test_settings_that_break_the_election_or_every_drain_are_refused(
+    helm: Any, values: list[str], problem: str
+) -> None:
+    result = helm.template(*values)
+    assert result.returncode != 0
+    assert problem in result.stderr, result.stderr
+
+
+def test_budget_takes_a_percentage(helm: Any) -> None:
+    budget = the(
+        helm.render("replicaCount=4", "podDisruptionBudget.minAvailable=50%"), "PodDisruptionBudget"
+    )
+    assert budget["spec"]["minAvailable"] == "50%"
+
+
+def test_leader_election_role_is_the_release_namespaces_and_binds_its_account(
+    helm: Any,
+) -> None:
+    docs = helm.render("serviceAccount.name=runner", release="ops", namespace="tools")
+    role, binding = the(docs, "Role"), the(docs, "RoleBinding")
+    assert (
+        role["metadata"]["name"]
+        == binding["metadata"]["name"]
+        == "ops-imagestream-trigger-leader-election"
+    )
+    assert role["metadata"]["namespace"] == binding["metadata"]["namespace"] == "tools"
+    assert role["rules"] == [
+        {
+            "apiGroups": ["coordination.k8s.io"],
+            "resources": ["leases"],
+            "verbs": ["get", "list", "watch", "create", "update"],
+        }
+    ]
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": "ops-imagestream-trigger-leader-election",
+    }
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "runner", "namespace": "tools"}
+    ]
+    # Leases nowhere else: no ClusterRole grants any.
+    cluster_rules = [r for d in docs if d["kind"] == "ClusterRole" for r in d["rules"]]
+    assert cluster_rules
+    assert not [r for r in cluster_rules if "coordination.k8s.io" in r["apiGroups"]]
+    # Each release elects on a Lease of its own name, in that namespace (the pod's).
+    environment = env_of(the(docs, "Deployment"))
+    assert environment[f"{ENV}LEASE_NAME"] == "ops-imagestream-trigger"
+    assert environment["POD_NAMESPACE"] == "<metadata.namespace>"
 
 
 def test_network_policy_takes_extra_namespace_selectors(helm: Any) -> None:
@@ -368,6 +548,22 @@ def test_another_release_name_prefixes_every_object(helm: Any) -> None:
             "value must be one of",
         ),
         (["--set-string", "rbac.aggregateToDefaultRoles=no"], "/rbac/aggregateToDefaultRoles", ""),
+        (["replicaCount=-1"], "/replicaCount", "minimum"),
+        (["--set-string", "replicaCount=two"], "/replicaCount", "want integer"),
+        (["leaderElection.enable=false"], "/leaderElection", "'enable' not allowed"),
+        (["leaderElection.leaseName=My_Lease"], "/leaderElection/leaseName", "pattern"),
+        (
+            ["leaderElection.leaseDurationSeconds=0"],
+            "/leaderElection/leaseDurationSeconds",
+            "exclusiveMinimum",
+        ),
+        (
+            ["--set-string", "leaderElection.retryPeriodSeconds=soon"],
+            "/leaderElection/retryPeriodSeconds",
+            "want number",
+        ),
+        (["podDisruptionBudget.minAvailable=half"], "/podDisruptionBudget/minAvailable", "pattern"),
+        (["podDisruptionBudget.minAvailable=-1"], "/podDisruptionBudget/minAvailable", "minimum"),
     ],
     ids=lambda v: v if isinstance(v, str) else ",".join(v),
 )
@@ -569,6 +765,19 @@ def test_aggregated_roles_do_not_drift(both: tuple[Objects, Objects]) -> None:
         assert_same(f"{name} rules", manifests[key]["rules"], chart[key]["rules"])
 
 
+def test_leader_election_rbac_and_budget_do_not_drift(both: tuple[Objects, Objects]) -> None:
+    manifests, chart = both
+    key = ("Role", "imagestream-trigger-leader-election")
+    assert_same("the leader-election Role's rules", manifests[key]["rules"], chart[key]["rules"])
+    key = ("RoleBinding", "imagestream-trigger-leader-election")
+    for field in ("roleRef", "subjects"):
+        assert_same(
+            f"the leader-election RoleBinding's {field}", manifests[key][field], chart[key][field]
+        )
+    key = ("PodDisruptionBudget", "imagestream-trigger")
+    assert_same("the PodDisruptionBudget's spec", manifests[key]["spec"], chart[key]["spec"])
+
+
 # -- the real kube-apiserver accepts both renders --------------------------------------
 
 
@@ -590,7 +799,10 @@ def test_kube_apiserver_accepts_manifests_with_server_dry_run(
         "clusterrole.rbac.authorization.k8s.io/imagestream-trigger",
         "clusterrole.rbac.authorization.k8s.io/imagestream-trigger-edit",
         "clusterrole.rbac.authorization.k8s.io/imagestream-trigger-view",
+        "role.rbac.authorization.k8s.io/imagestream-trigger-leader-election",
+        "rolebinding.rbac.authorization.k8s.io/imagestream-trigger-leader-election",
         "deployment.apps/imagestream-trigger",
+        "poddisruptionbudget.policy/imagestream-trigger",
         "networkpolicy.networking.k8s.io/imagestream-trigger",
         "service/imagestream-trigger-metrics",
         "servicemonitor.monitoring.coreos.com/imagestream-trigger",
@@ -616,6 +828,11 @@ def test_kube_apiserver_accepts_manifests_with_server_dry_run(
             "workers=4",
             "defaultServiceAccount=deployer",
             "networkPolicy.extraNamespaceSelectors[0].matchLabels.team=monitoring",
+            "replicaCount=3",
+            "podDisruptionBudget.minAvailable=2",
+            "leaderElection.leaseName=ops",
+            "leaderElection.leaseDurationSeconds=15",
+            "leaderElection.renewDeadlineSeconds=10",
         ],
     ],
     ids=["defaults", "everything-on"],
@@ -632,6 +849,8 @@ def test_kube_apiserver_accepts_the_chart_with_server_dry_run(
     out = _server_dry_run(control_plane, result.stdout)
     assert "deployment.apps/imagestream-trigger" in out
     assert "networkpolicy.networking.k8s.io/imagestream-trigger" in out
+    assert "poddisruptionbudget.policy/imagestream-trigger" in out
+    assert "role.rbac.authorization.k8s.io/imagestream-trigger-leader-election" in out
     if values:
         assert "configmap/imagestream-trigger-dashboard" in out
 
@@ -682,6 +901,7 @@ def test_helm_install_dry_run_prints_notes_telling_how_to_check(
     for command in (
         f"oc get pods -n {namespace} -l app.kubernetes.io/name=imagestream-trigger,"
         "app.kubernetes.io/component=operator",
+        f"oc get lease notes-imagestream-trigger -n {namespace}",
         f"oc logs -n {namespace} deploy/notes-imagestream-trigger",
         "oc get imagetriggers -A",
         f"oc port-forward -n {namespace} svc/notes-imagestream-trigger-metrics 8080:8080",

@@ -1,13 +1,14 @@
 """Install what we ship, for real, and run the operator with exactly that RBAC.
 
 `kubectl apply -k manifests/` (what `oc apply -k manifests/` does on crc) creates the
-namespace, CRD, ServiceAccount, ClusterRole and binding, Deployment, Service,
-ServiceMonitor and PrometheusRule on the real kube-apiserver. There is no kubelet, so the
-Deployment never gets a pod: the operator runs here as a process instead, authenticated
-with a TokenRequest token of the INSTALLED ServiceAccount (``bind=False``), so it has the
-installed ClusterRole's rules and nothing else. A trigger then has to complete end to end,
-and with one rule taken out of the installed ClusterRole the failure has to be reported
-clearly.
+namespace, CRD, ServiceAccount, ClusterRole and binding, the leader-election Role and
+binding, Deployment, PodDisruptionBudget, Service, ServiceMonitor and PrometheusRule on the
+real kube-apiserver. There is no kubelet, so the Deployment never gets a pod: the operator
+runs here as a process instead, authenticated with a TokenRequest token of the INSTALLED
+ServiceAccount (``bind=False``), so it has the installed roles' rules and nothing else, and
+with the Lease placed as the Deployment's downward-API variables place it. It has to win
+the Lease and complete a trigger end to end, and with one rule taken out of an installed
+role the failure has to be reported clearly.
 """
 
 from __future__ import annotations
@@ -46,8 +47,17 @@ MANIFESTS = Path(__file__).resolve().parents[2] / "manifests"
 NAMESPACE = "imagestream-trigger"  # where manifests/ installs the operator
 NAME = "imagestream-trigger"
 RBAC = "rbac.authorization.k8s.io/v1"
+LEASES = "coordination.k8s.io"
+LEASE_ROLE = f"{NAME}-leader-election"
+LEASE_VERBS = ("get", "list", "watch", "create", "update")
+# The name the kubelet would give the operator's pod (the Lease's holder identity). One for
+# every run: a holder that could not release its Lease is then followed at once.
+POD = f"{NAME}-7d9f8b6c5-x2x4q"
 HELM_NAMESPACE = "imagestream-trigger-helm"
 HELM_RELEASE = "its"
+HELM_FULLNAME = f"{HELM_RELEASE}-imagestream-trigger"
+# The Deployment (and the Lease) of each install, by namespace.
+NAME_OF = {NAMESPACE: NAME, HELM_NAMESPACE: HELM_FULLNAME}
 
 
 def service_account_user(namespace: str) -> tuple[str, list[str]]:
@@ -58,8 +68,11 @@ def service_account_user(namespace: str) -> tuple[str, list[str]]:
     ]
 
 
-def allowed(kube: Kube, sa_namespace: str, verb: str, group: str, resource: str) -> bool:
-    """Would the API server allow this to the operator's ServiceAccount (cluster-wide)?"""
+def allowed(
+    kube: Kube, sa_namespace: str, verb: str, group: str, resource: str, namespace: str = ""
+) -> bool:
+    """Would the API server allow this to the operator's ServiceAccount (in ``namespace``;
+    empty: cluster-wide)?"""
     user, groups = service_account_user(sa_namespace)
     subresource = ""
     if "/" in resource:
@@ -77,6 +90,7 @@ def allowed(kube: Kube, sa_namespace: str, verb: str, group: str, resource: str)
                     "group": group,
                     "resource": resource,
                     "subresource": subresource,
+                    "namespace": namespace,
                 },
             },
         },
@@ -85,11 +99,18 @@ def allowed(kube: Kube, sa_namespace: str, verb: str, group: str, resource: str)
 
 
 def wait_allowed(
-    kube: Kube, sa_namespace: str, verb: str, group: str, resource: str, *, expected: bool
+    kube: Kube,
+    sa_namespace: str,
+    verb: str,
+    group: str,
+    resource: str,
+    namespace: str = "",
+    *,
+    expected: bool,
 ) -> None:
     # The RBAC authorizer reads roles from an informer: an edit applies a moment later.
     deadline = time.monotonic() + 15
-    while allowed(kube, sa_namespace, verb, group, resource) is not expected:
+    while allowed(kube, sa_namespace, verb, group, resource, namespace) is not expected:
         if time.monotonic() > deadline:
             raise TimeoutError(f"{verb} {resource}.{group} never became allowed={expected}")
         time.sleep(0.05)
@@ -97,10 +118,13 @@ def wait_allowed(
 
 @contextlib.contextmanager
 def installed_role_without(
-    kube: Kube, edit: Callable[[list[dict[str, Any]]], None], probe: tuple[str, str, str]
+    kube: Kube,
+    edit: Callable[[list[dict[str, Any]]], None],
+    probe: tuple[str, ...],
+    path: str = path_for(RBAC, "clusterroles", name=NAME),
 ) -> Iterator[None]:
-    """Edit the INSTALLED ClusterRole's rules in place; put them back afterwards."""
-    path = path_for(RBAC, "clusterroles", name=NAME)
+    """Edit the INSTALLED role's rules in place (the ClusterRole unless ``path`` names
+    another); put them back afterwards. ``probe``: (verb, group, resource[, namespace])."""
     original = kube.get(path)["rules"]
     rules = copy.deepcopy(original)
     edit(rules)
@@ -112,6 +136,43 @@ def installed_role_without(
     finally:
         kube.patch(path, {"rules": original}, "merge")
         wait_allowed(kube, NAMESPACE, *probe, expected=True)
+
+
+def lease_environment(kube: Kube, namespace: str, pod: str = POD) -> dict[str, str]:
+    """The variables of the INSTALLED Deployment that place the Lease, as the kubelet would
+    set them in pod ``pod``: downward-API fields resolved. (Only these: the others, such as
+    the ports, the test harness sets for itself.)"""
+    deployment = kube.get(path_for("apps/v1", "deployments", namespace, NAME_OF[namespace]))
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    fields = {"metadata.name": pod, "metadata.namespace": namespace}
+    found: dict[str, str] = {}
+    for entry in container["env"]:
+        if entry["name"] in ("POD_NAME", "POD_NAMESPACE") or entry["name"].startswith(
+            ("IMAGESTREAM_TRIGGER_LEASE", "IMAGESTREAM_TRIGGER_LEADER")
+        ):
+            ref = entry.get("valueFrom", {}).get("fieldRef")
+            found[entry["name"]] = fields[ref["fieldPath"]] if ref else entry["value"]
+    assert {"POD_NAME", "POD_NAMESPACE"} <= set(found), container["env"]
+    return found
+
+
+def wait_leading(operator: OperatorProcess, namespace: str, lease: str) -> None:
+    """The operator won the Lease: its metric says so, its log says which, and the Lease
+    names it."""
+    assert operator.wait_metric("imagestream_trigger_leader", above=0, timeout=30) == 1
+    assert f"acquired the lease {namespace}/{lease} as {POD}" in operator.output()
+    held = operator.kube.get(path_for(f"{LEASES}/v1", "leases", namespace, lease))
+    assert held["spec"]["holderIdentity"] == POD
+
+
+def stop_and_see_released(operator: OperatorProcess, namespace: str, lease: str) -> None:
+    """SIGTERM the leader: it gives the Lease up as it goes (with the Role's `update`)."""
+    assert operator.process is not None
+    # Time enough for the whole shutdown (kopf alone may wait 5 s for its tasks): a
+    # SIGKILL would leave the Lease held and say nothing about the rights.
+    operator.process.stop(grace=30)
+    held = operator.kube.get(path_for(f"{LEASES}/v1", "leases", namespace, lease))
+    assert held["spec"].get("holderIdentity", "") == "", held["spec"]
 
 
 def ready(trigger: dict[str, Any]) -> dict[str, Any]:
@@ -136,7 +197,10 @@ def installed(control_plane: ControlPlane, kube: Kube, monitoring_crds: list[str
         ("serviceaccount", NAME),
         ("clusterrole.rbac.authorization.k8s.io", NAME),
         ("clusterrolebinding.rbac.authorization.k8s.io", NAME),
+        ("role.rbac.authorization.k8s.io", LEASE_ROLE),
+        ("rolebinding.rbac.authorization.k8s.io", LEASE_ROLE),
         ("deployment.apps", NAME),
+        ("poddisruptionbudget.policy", NAME),
         ("service", "imagestream-trigger-metrics"),
         ("servicemonitor.monitoring.coreos.com", NAME),
         ("prometheusrule.monitoring.coreos.com", NAME),
@@ -146,6 +210,7 @@ def installed(control_plane: ControlPlane, kube: Kube, monitoring_crds: list[str
     deployment = kube.get(path_for("apps/v1", "deployments", NAMESPACE, NAME))
     assert deployment["spec"]["template"]["spec"]["serviceAccountName"] == NAME
     wait_allowed(kube, NAMESPACE, "list", "image.openshift.io", "imagestreams", expected=True)
+    wait_allowed(kube, NAMESPACE, "update", LEASES, "leases", NAMESPACE, expected=True)
     return NAMESPACE
 
 
@@ -196,9 +261,84 @@ def test_installed_manifests_run_the_operator_end_to_end(
     assert not allowed(kube, installed, "create", "", "pods")
     assert not allowed(kube, installed, "update", "image.openshift.io", "imagestreams")
 
-    with OperatorProcess(control_plane, kube, installed, serve=(), bind=False) as operator:
+    environment = lease_environment(kube, installed)
+    assert environment == {"POD_NAME": POD, "POD_NAMESPACE": installed}
+    with OperatorProcess(
+        control_plane, kube, installed, serve=(), bind=False, env=environment
+    ) as operator:
+        wait_leading(operator, installed, NAME)
         complete_a_trigger(kube, namespace)
         operator.check_alive()
+        stop_and_see_released(operator, installed, NAME)
+
+
+def test_installed_lease_role_grants_exactly_the_lease_rights_and_only_there(
+    kube: Kube, installed: str
+) -> None:
+    for verb in LEASE_VERBS:
+        assert allowed(kube, installed, verb, LEASES, "leases", installed), verb
+    for verb in ("delete", "patch", "deletecollection"):
+        assert not allowed(kube, installed, verb, LEASES, "leases", installed), verb
+    # Nowhere else: not kube-system's Leases (the control plane's own elections), nor
+    # cluster-wide.
+    for where in ("kube-system", "default", ""):
+        assert not allowed(kube, installed, "update", LEASES, "leases", where), where
+
+
+def drop_lease_verb(verb: str) -> Callable[[list[dict[str, Any]]], None]:
+    def edit(rules: list[dict[str, Any]]) -> None:
+        (rule,) = rules
+        rule["verbs"].remove(verb)
+
+    return edit
+
+
+@pytest.mark.parametrize("verb", LEASE_VERBS)
+def test_each_verb_of_the_lease_role_is_one_pre_flight_checks(
+    control_plane: ControlPlane, kube: Kube, installed: str, verb: str
+) -> None:
+    # Nothing in the Role is spare: without any one of its verbs the operator refuses to
+    # start, naming that verb (and only it) and where.
+    with installed_role_without(
+        kube,
+        drop_lease_verb(verb),
+        (verb, LEASES, "leases", installed),
+        path=path_for(RBAC, "roles", installed, LEASE_ROLE),
+    ):
+        operator = OperatorProcess(
+            control_plane,
+            kube,
+            installed,
+            serve=(),
+            bind=False,
+            args=[f"--lease-namespace={installed}"],
+            env={"POD_NAME": POD},
+        )
+        code = operator.run_to_exit(timeout=60)
+        output = operator.output()
+    assert code == 2, output
+    missing = output[output.index("lacks permissions it needs: ") :].splitlines()[0]
+    named = f'{verb} leases.coordination.k8s.io (in namespace "{installed}")'
+    assert missing.startswith(f"lacks permissions it needs: {named}. "), missing
+
+
+def test_the_installed_roles_start_a_leader_with_lease_namespace(
+    control_plane: ControlPlane, kube: Kube, installed: str
+) -> None:
+    # As run outside a pod: --lease-namespace names the install namespace, and the
+    # installed rules pass pre-flight and win the Lease.
+    with OperatorProcess(
+        control_plane,
+        kube,
+        installed,
+        serve=(),
+        bind=False,
+        args=[f"--lease-namespace={installed}"],
+        env={"POD_NAME": POD},
+    ) as operator:
+        wait_leading(operator, installed, NAME)
+        operator.check_alive()
+        stop_and_see_released(operator, installed, NAME)
 
 
 def drop_builds_docker(rules: list[dict[str, Any]]) -> None:
@@ -316,7 +456,7 @@ def helm_installed(
     assert rendered.returncode == 0, rendered.stderr
     result = control_plane.kubectl("apply", "-f", "-", input=rendered.stdout)
     assert result.returncode == 0, f"kubectl apply of the chart failed:\n{result.stderr}"
-    role = f"{HELM_RELEASE}-imagestream-trigger"
+    role = HELM_FULLNAME
     assert f"clusterrole.rbac.authorization.k8s.io/{role} " in result.stdout, result.stdout
     binding = kube.get(path_for(RBAC, "clusterrolebindings", name=role))
     assert binding["subjects"][0] == {
@@ -324,7 +464,16 @@ def helm_installed(
         "name": NAME,
         "namespace": HELM_NAMESPACE,
     }
+    # The Lease's Role and binding: in the release namespace, for the release's account.
+    lease_role = f"{HELM_FULLNAME}-leader-election"
+    assert f"role.rbac.authorization.k8s.io/{lease_role} " in result.stdout, result.stdout
+    lease_binding = kube.get(path_for(RBAC, "rolebindings", HELM_NAMESPACE, lease_role))
+    assert lease_binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": NAME, "namespace": HELM_NAMESPACE}
+    ]
+    assert f"poddisruptionbudget.policy/{HELM_FULLNAME} " in result.stdout, result.stdout
     wait_allowed(kube, HELM_NAMESPACE, "list", "image.openshift.io", "imagestreams", expected=True)
+    wait_allowed(kube, HELM_NAMESPACE, "update", LEASES, "leases", HELM_NAMESPACE, expected=True)
     return HELM_NAMESPACE
 
 
@@ -332,6 +481,19 @@ def test_chart_installed_in_another_namespace_runs_the_operator_end_to_end(
     control_plane: ControlPlane, kube: Kube, helm_installed: str, namespace: str
 ) -> None:
     assert not allowed(kube, helm_installed, "get", "", "secrets")
-    with OperatorProcess(control_plane, kube, helm_installed, serve=(), bind=False) as operator:
+    # manifests/' Role grants nothing in the chart's namespace: this one's own Role does.
+    assert not allowed(kube, NAMESPACE, "update", LEASES, "leases", helm_installed)
+    environment = lease_environment(kube, helm_installed)
+    # The release elects on a Lease of its own name, in its own namespace.
+    assert environment == {
+        "POD_NAME": POD,
+        "POD_NAMESPACE": helm_installed,
+        "IMAGESTREAM_TRIGGER_LEASE_NAME": HELM_FULLNAME,
+    }
+    with OperatorProcess(
+        control_plane, kube, helm_installed, serve=(), bind=False, env=environment
+    ) as operator:
+        wait_leading(operator, helm_installed, HELM_FULLNAME)
         complete_a_trigger(kube, namespace)
         operator.check_alive()
+        stop_and_see_released(operator, helm_installed, HELM_FULLNAME)

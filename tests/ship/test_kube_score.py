@@ -27,10 +27,6 @@ IGNORED = {
     "container-security-context-user-group-id": "OpenShift's SCC assigns the user ID",
     # A pinned release tag never moves; Always would only add a registry round trip per start.
     "container-image-pull-policy": "IfNotPresent suits the pinned tag",
-    # One instance on purpose: kopf runs standalone (no leader election), two would both write.
-    "deployment-replicas": "a single writer by design",
-    # Recreate, so that the old and the new pod never run (and write) at the same time.
-    "deployment-strategy": "Recreate keeps a single writer during a rollout",
 }
 
 ALL_OK = 10  # kube-score's grade for a passed check (critical 1, warning 5, almost OK 7)
@@ -153,6 +149,22 @@ def _no_ephemeral_storage(docs: list[dict[str, Any]]) -> None:
         bound.pop("ephemeral-storage")
 
 
+def _one_replica(docs: list[dict[str, Any]]) -> None:
+    _deployment(docs)["spec"]["replicas"] = 1
+
+
+def _recreate(docs: list[dict[str, Any]]) -> None:
+    _deployment(docs)["spec"]["strategy"] = {"type": "Recreate"}
+
+
+def _without_disruption_budget(docs: list[dict[str, Any]]) -> None:
+    docs[:] = [d for d in docs if d["kind"] != "PodDisruptionBudget"]
+
+
+def _without_anti_affinity(docs: list[dict[str, Any]]) -> None:
+    _deployment(docs)["spec"]["template"]["spec"].pop("affinity")
+
+
 @pytest.mark.parametrize(
     ("break_it", "check"),
     [
@@ -160,6 +172,10 @@ def _no_ephemeral_storage(docs: list[dict[str, Any]]) -> None:
         (_latest_image, "container-image-tag"),
         (_same_probes, "pod-probes-identical"),
         (_no_ephemeral_storage, "container-ephemeral-storage-request-and-limit"),
+        (_one_replica, "deployment-replicas"),
+        (_recreate, "deployment-strategy"),
+        (_without_disruption_budget, "deployment-has-poddisruptionbudget"),
+        (_without_anti_affinity, "deployment-has-host-podantiaffinity"),
     ],
     ids=lambda v: v.__name__.strip("_") if callable(v) else v,
 )

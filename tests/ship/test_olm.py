@@ -170,8 +170,20 @@ def test_csv_service_account_and_rules_are_those_of_manifests(
     (permission,) = strategy["clusterPermissions"]
     assert permission["serviceAccountName"] == account
     assert_same("the ClusterRole rules", expected, permission["rules"])
-    namespaced = [d for d in installed if d["kind"] in ("Role", "RoleBinding")]
-    assert ("permissions" in strategy) is bool(namespaced)
+    # The Lease's Role (in the operator's namespace) becomes the namespaced permissions,
+    # which OLM grants in the install namespace.
+    namespaced = {d["metadata"]["name"]: d for d in installed if d["kind"] == "Role"}
+    expected = []
+    for binding in (d for d in installed if d["kind"] == "RoleBinding"):
+        assert binding["metadata"]["namespace"] == NAMESPACE
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": account, "namespace": NAMESPACE}
+        ]
+        expected += namespaced[binding["roleRef"]["name"]]["rules"]
+    assert expected, "manifests/ grants the Lease through a Role"
+    (permission,) = strategy["permissions"]
+    assert permission["serviceAccountName"] == account
+    assert_same("the Role rules", expected, permission["rules"])
 
 
 def test_crd_and_other_objects_ship_as_in_manifests(installed: list[dict[str, Any]]) -> None:
@@ -399,6 +411,11 @@ def test_generator_renders_a_copy_of_the_repository_alike(repo_copy: Path) -> No
     assert generator.render(repo_copy) == generator.render(REPO)
 
 
+def drop_namespaces_env(deployment: dict[str, Any]) -> None:
+    (operator,) = deployment["spec"]["template"]["spec"]["containers"]
+    operator["env"] = [e for e in operator["env"] if e["name"] != "IMAGESTREAM_TRIGGER_NAMESPACES"]
+
+
 BROKEN: list[tuple[str, str, Any, str]] = [
     (
         "kustomize-patches",
@@ -427,8 +444,26 @@ BROKEN: list[tuple[str, str, Any, str]] = [
     (
         "no-namespaces-env",
         "manifests/deployment.yaml",
-        lambda d: d["spec"]["template"]["spec"]["containers"][0]["env"].pop(0),
+        drop_namespaces_env,
         "no container sets IMAGESTREAM_TRIGGER_NAMESPACES",
+    ),
+    (
+        "lease-role-elsewhere",
+        "manifests/rbac/leader_election_role.yaml",
+        lambda d: d["metadata"].update(namespace="kube-system"),
+        "(Role imagestream-trigger-leader-election): OLM creates RBAC only in the install",
+    ),
+    (
+        "lease-role-binding-elsewhere",
+        "manifests/rbac/leader_election_role_binding.yaml",
+        lambda d: d["metadata"].update(namespace="kube-system"),
+        "(RoleBinding imagestream-trigger-leader-election): OLM creates RBAC only in the",
+    ),
+    (
+        "lease-role-unbound",
+        "manifests/rbac/leader_election_role_binding.yaml",
+        lambda d: d["roleRef"].update(name="elsewhere"),
+        "refers to Role elsewhere; the CSV takes its rules only from a Role that",
     ),
     (
         "spec-names-the-namespace",
@@ -476,10 +511,7 @@ def test_all_namespaces_only_needs_no_namespaces_env(repo_copy: Path) -> None:
             mode["supported"] = mode["type"] == "AllNamespaces"
 
     edit_yaml(repo_copy / "packaging/olm/csv.yaml", only_all)
-    edit_yaml(
-        repo_copy / "manifests/deployment.yaml",
-        lambda d: d["spec"]["template"]["spec"]["containers"][0]["env"].pop(0),
-    )
+    edit_yaml(repo_copy / "manifests/deployment.yaml", drop_namespaces_env)
     files = generator.render(repo_copy)
     rendered = yaml.safe_load(files[f"bundle/manifests/{PACKAGE}.clusterserviceversion.yaml"])
     (deployment,) = rendered["spec"]["install"]["spec"]["deployments"]

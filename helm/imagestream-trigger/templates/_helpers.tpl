@@ -45,3 +45,8 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | 
 {{- define "imagestream-trigger.image" -}}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
 {{- end }}
+
+{{/* The Lease the replicas elect their writer with: one per release. */}}
+{{- define "imagestream-trigger.leaseName" -}}
+{{- default (include "imagestream-trigger.fullname" .) .Values.leaderElection.leaseName }}
+{{- end }}
