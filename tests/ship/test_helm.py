@@ -911,3 +911,43 @@ def test_helm_install_dry_run_prints_notes_telling_how_to_check(
         f"ConfigMap {namespace}/notes-imagestream-trigger-dashboard",
     ):
         assert command in notes, notes
+
+
+def test_shards_render_one_deployment_each_with_its_share_and_its_own_lease(helm: Any) -> None:
+    docs = helm.render("shards={east,west,north}", include_crds=False)
+    deployments = [d for d in docs if d["kind"] == "Deployment"]
+    assert [d["metadata"]["name"] for d in deployments] == [
+        "imagestream-trigger-east",
+        "imagestream-trigger-west",
+        "imagestream-trigger-north",
+    ]
+    shares = [env_of(d)[f"{ENV}SHARD"] for d in deployments]
+    assert shares == ["0/3", "1/3", "2/3"]
+    leases = [env_of(d)[f"{ENV}LEASE_NAME"] for d in deployments]
+    assert len(set(leases)) == 3
+    # Each Deployment owns only its own pods, and so does each budget.
+    selectors = [d["spec"]["selector"]["matchLabels"] for d in deployments]
+    for deployment, selector in zip(deployments, selectors, strict=True):
+        labels = deployment["spec"]["template"]["metadata"]["labels"]
+        assert selector.items() <= labels.items()
+        assert (
+            selector["imagestream-trigger.dev/shard"]
+            == deployment["metadata"]["name"].split("-")[-1]
+        )
+    budgets = [d for d in docs if d["kind"] == "PodDisruptionBudget"]
+    assert sorted(
+        b["spec"]["selector"]["matchLabels"]["imagestream-trigger.dev/shard"] for b in budgets
+    ) == [
+        "east",
+        "north",
+        "west",
+    ]
+    # One Service still scrapes them all.
+    service = the(docs, "Service")
+    assert "imagestream-trigger.dev/shard" not in service["spec"]["selector"]
+
+
+def test_a_bad_shard_name_is_refused_naming_it(helm: Any) -> None:
+    result = helm.template("shards={Bad_Name}")
+    assert result.returncode != 0
+    assert "/shards/0" in result.stderr, result.stderr
