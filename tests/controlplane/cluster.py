@@ -17,6 +17,7 @@ import atexit
 import base64
 import contextlib
 import ctypes
+import hashlib
 import json
 import os
 import queue
@@ -508,6 +509,8 @@ class ControlPlane:
         drop_instantiate_responses: int | None = None,
         unavailable_for_s: float | None = None,
         openshift_apiservers: bool | None = None,
+        partition_token: str | None = None,
+        partition_for_s: float | None = None,
     ) -> dict[str, Any]:
         """Switch proxy faults on (only those given); returns the proxy's fault state.
 
@@ -518,12 +521,19 @@ class ControlPlane:
         ``/_emulation/*`` is answered 503 ServiceUnavailable (a metav1.Status),
         new watches included; every stream open at that moment is broken
         abruptly. 0 ends an outage early. It ends by itself.
+        ``partition_token=T, partition_for_s=S``: the client using token T is cut off for
+        S seconds: its streams break, its requests wait and are forwarded afterwards
+        only if it still waits for them; ``partition_late_writes`` counts its writes
+        forwarded from the partition on.
         ``openshift_apiservers=True``: the image and build groups' APIServices read
         as a real OpenShift's (served by the Service openshift-apiserver/api).
         """
         changes: dict[str, Any] = {}
         if openshift_apiservers is not None:
             changes["openshift_apiservers"] = openshift_apiservers
+        if partition_token is not None:
+            changes["partition_token_sha256"] = hashlib.sha256(partition_token.encode()).hexdigest()
+            changes["partition_for_s"] = partition_for_s
         if drop_instantiate_responses is not None:
             changes["drop_instantiate_responses"] = drop_instantiate_responses
         if unavailable_for_s is not None:

@@ -89,6 +89,7 @@ class OperatorProcess:
         token = service_account_token(
             self.kube, self.namespace, "imagestream-trigger", create=self.bind
         )
+        self.token = token  # e.g. for the proxy's partition of this one client
         self._kubeconfig = self.plane.write_kubeconfig(
             self.plane.dir / f"kubeconfig-operator-{self.namespace}", token
         )

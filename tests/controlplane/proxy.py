@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import hashlib
 import hmac
 import json
 import logging
@@ -72,6 +73,7 @@ _HOP_BY_HOP = {
 _INSTANTIATE = re.compile(
     rf"^/apis/{BUILD}/v1/namespaces/([^/]+)/buildconfigs/([^/]+)/instantiate$"
 )
+_WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _APISERVICE = re.compile(
     rf"^/apis/apiregistration\.k8s\.io/v1/apiservices/(v1\.(?:{re.escape(IMAGE)}|{re.escape(BUILD)}))$"
 )
@@ -138,6 +140,16 @@ class Faults:
 
     drop_instantiate_responses: int = 0
     openshift_apiservers: bool = False
+    # A network partition of one client (by the SHA-256 of its bearer token): its open
+    # streams break, its new requests wait until the partition ends and are forwarded
+    # then only if the client is still waiting (it has not given up on them).
+    partition_token_sha256: str = ""
+    partition_until: float = 0.0  # time.monotonic()
+    partition_started: float = 0.0
+    partition_held: int = 0  # requests that waited for the partition to end
+    partition_held_writes: int = 0  # ... of which writes
+    partition_dropped: int = 0  # ... whose client gave up meanwhile: never forwarded
+    partition_late_writes: int = 0  # writes of that client forwarded after it began
     unavailable_until: float = 0.0  # time.monotonic()
     instantiate_requests: int = 0  # received, refused ones included
     instantiate_responses_dropped: int = 0
@@ -148,11 +160,33 @@ class Faults:
     def unavailable_for(self) -> float:
         return max(0.0, self.unavailable_until - time.monotonic())
 
+    def partitioned(self, token: str | None) -> bool:
+        return (
+            bool(token)
+            and bool(self.partition_token_sha256)
+            and time.monotonic() < self.partition_until
+            and hashlib.sha256(str(token).encode()).hexdigest() == self.partition_token_sha256
+        )
+
+    def cut_off_since_partition(self, token: str | None) -> bool:
+        """The client was partitioned at some point (now or earlier)."""
+        return (
+            bool(token)
+            and bool(self.partition_token_sha256)
+            and self.partition_started > 0
+            and hashlib.sha256(str(token).encode()).hexdigest() == self.partition_token_sha256
+        )
+
     def state(self, streams_open: int) -> dict[str, Any]:
         return {
             "drop_instantiate_responses": self.drop_instantiate_responses,
             "unavailable_for_s": round(self.unavailable_for(), 3),
             "openshift_apiservers": self.openshift_apiservers,
+            "partition_for_s": round(max(0.0, self.partition_until - time.monotonic()), 3),
+            "partition_held": self.partition_held,
+            "partition_held_writes": self.partition_held_writes,
+            "partition_dropped": self.partition_dropped,
+            "partition_late_writes": self.partition_late_writes,
             "instantiate_requests": self.instantiate_requests,
             "instantiate_responses_dropped": self.instantiate_responses_dropped,
             "unavailable_responses": self.unavailable_responses,
@@ -198,6 +232,17 @@ class Emulation:
         if self.faults.unavailable_for() > 0:
             self.faults.unavailable_responses += 1
             return unavailable("outage injected by the test harness")
+        token = _token(request)
+        if self.faults.partitioned(token):
+            self.faults.partition_held += 1
+            self.faults.partition_held_writes += request.method in _WRITES
+            while self.faults.partitioned(token):
+                await asyncio.sleep(0.02)
+                if request.transport is None or request.transport.is_closing():
+                    self.faults.partition_dropped += 1
+                    return web.Response(status=499)  # nobody is listening any more
+        if request.method in _WRITES and self.faults.cut_off_since_partition(token):
+            self.faults.partition_late_writes += 1
         try:
             return await self.route(request)
         except (ClientError, OSError) as error:
@@ -472,6 +517,8 @@ class Emulation:
             "drop_instantiate_responses",
             "unavailable_for_s",
             "openshift_apiservers",
+            "partition_token_sha256",
+            "partition_for_s",
         }
         if unknown:
             return f"unknown fault switches: {sorted(unknown)}"
@@ -483,10 +530,29 @@ class Emulation:
             isinstance(outage, bool) or not isinstance(outage, int | float) or outage < 0
         ):
             return "unavailable_for_s must be a number of seconds >= 0"
+        cut = changes.get("partition_token_sha256")
+        cut_for = changes.get("partition_for_s")
+        if (cut is None) != (cut_for is None):
+            return "partition_token_sha256 and partition_for_s go together"
+        if cut is not None and (
+            not isinstance(cut, str)
+            or not re.fullmatch(r"[0-9a-f]{64}", cut)
+            or isinstance(cut_for, bool)
+            or not isinstance(cut_for, int | float)
+            or cut_for <= 0
+        ):
+            return "partition_token_sha256 is a hex SHA-256, partition_for_s seconds > 0"
         served = changes.get("openshift_apiservers", self.faults.openshift_apiservers)
         if not isinstance(served, bool):
             return "openshift_apiservers must be true or false"
         self.faults.openshift_apiservers = served
+        if cut is not None:
+            assert isinstance(cut_for, int | float)
+            self.faults.partition_token_sha256 = cut
+            self.faults.partition_started = time.monotonic()
+            self.faults.partition_until = time.monotonic() + cut_for
+            log.warning("client %s… partitioned for %.3fs", cut[:12], cut_for)
+            self.break_streams(token_sha256=cut)
         self.faults.drop_instantiate_responses = drops
         if outage is not None:
             self.faults.unavailable_until = time.monotonic() + outage
@@ -495,9 +561,13 @@ class Emulation:
                 self.break_streams()
         return None
 
-    def break_streams(self) -> None:
-        # An API server going away ends its watches abruptly; do the same.
+    def break_streams(self, token_sha256: str = "") -> None:
+        # An API server going away ends its watches abruptly; do the same (for one client
+        # only, when it is the one cut off).
         for upstream, request in list(self.streams.items()):
+            token = _token(request)
+            if token_sha256 and hashlib.sha256(str(token).encode()).hexdigest() != token_sha256:
+                continue
             upstream.close()
             if request.transport is not None and not request.transport.is_closing():
                 self.faults.streams_broken += 1

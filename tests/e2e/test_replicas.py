@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from tests.controlplane.kube import Kube
+from tests.controlplane.cluster import ControlPlane
+from tests.controlplane.kube import Kube, create_namespace
 from tests.controlplane.operator_process import OperatorProcess
 from tests.e2e.objects import (
     REPO,
@@ -17,6 +18,7 @@ from tests.e2e.objects import (
     images_of,
     imported,
     trigger_annotation,
+    wait_reason,
     workload,
     workload_path,
 )
@@ -31,8 +33,9 @@ TIMING = [
 FOLLOWERS = [f"web-{i}" for i in range(4)]
 
 
-def lease_rights(kube: Kube, namespace: str) -> None:
-    """The Role the manifests give the operator in its own namespace."""
+def lease_rights(kube: Kube, namespace: str, *also: str) -> None:
+    """The Role the manifests give the operator in its own namespace (bound to the
+    imagestream-trigger ServiceAccounts of ``namespace`` and of ``also``)."""
     kube.apply(
         {
             "apiVersion": "rbac.authorization.k8s.io/v1",
@@ -58,7 +61,8 @@ def lease_rights(kube: Kube, namespace: str) -> None:
                 "name": "imagestream-trigger-leases",
             },
             "subjects": [
-                {"kind": "ServiceAccount", "name": "imagestream-trigger", "namespace": namespace}
+                {"kind": "ServiceAccount", "name": "imagestream-trigger", "namespace": ns}
+                for ns in (namespace, *also)
             ],
         }
     )
@@ -173,3 +177,59 @@ def test_sigterm_hands_the_lease_over_at_once(
     assert "released the lease" in leader.output()
     moved = imported(kube, namespace)
     converged(kube, namespace, moved.reference)
+
+
+def test_a_partitioned_leader_never_writes_after_its_lease_could_be_taken(
+    control_plane: ControlPlane,
+    kube: Kube,
+    namespace: str,
+    run_operator: Callable[..., OperatorProcess],
+) -> None:
+    scene(kube, namespace)
+    # A target whose writes are always refused (its ServiceAccount has no rights): the
+    # leader retries them with backoff, so it has writes to send while it is cut off.
+    create(kube, namespace, workload("Deployment", "locked", {"web": f"{REPO}:latest"}))
+    locked = image_trigger("locked", "app:latest", [{"kind": "Deployment", "name": "locked"}])
+    locked["spec"]["serviceAccountName"] = "nobody"
+    create(kube, namespace, locked)
+    # Two identities, so the proxy can cut one replica off and tell their writes apart.
+    other = f"{namespace[:50]}-b"
+    create_namespace(kube, other)
+    lease_rights(kube, namespace, other)
+    args = [f"--lease-namespace={namespace}", *TIMING]
+    leader = run_operator(args=args)
+    assert wait_leader([leader]) is leader
+    standby = OperatorProcess(control_plane, kube, other, serve=[namespace], args=args)
+    try:
+        standby.start()
+        first = imported(kube, namespace)
+        converged(kube, namespace, first.reference)
+        wait_reason(kube, namespace, "Forbidden", name="locked")
+
+        # Cut the leader off for longer than a lease: the standby must take over, and
+        # nothing the old leader sent may land after that, not even once the network heals.
+        assert leader.token
+        control_plane.set_faults(partition_token=leader.token, partition_for_s=10)
+        during = imported(kube, namespace)
+        assert wait_leader([standby], timeout=10) is standby
+        converged(kube, namespace, during.reference)
+        deadline = time.monotonic() + 15
+        while control_plane.faults()["partition_for_s"] > 0:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        after = imported(kube, namespace)
+        converged(kube, namespace, after.reference)
+        time.sleep(2)  # room for anything the old leader still had queued
+
+        faults = control_plane.faults()
+        # It did try to write while cut off (its renewals, its retries of "locked"), and
+        # gave each up before its lease could be taken: none was forwarded after.
+        assert faults["partition_held_writes"] >= 1, faults
+        assert faults["partition_dropped"] >= faults["partition_held_writes"], faults
+        assert faults["partition_late_writes"] == 0, faults
+        assert leader.metrics()["imagestream_trigger_leader"] == 0
+        assert "lost the lease" in leader.output()
+        builds = builds_by_image(kube, namespace, "app-build")
+        assert max(builds.values()) == 1, builds
+    finally:
+        standby.stop()
