@@ -201,7 +201,7 @@ to the new leader's first write as the API server received it.
   it saw (at most a retry period before the kill), plus up to half a retry period of jitter:
   here it took the Lease after {seconds(crash["lease_taken_s"])} and wrote after
   {seconds(crash["takeover_s"])} ({relisted(crash)}), and every target of the burst was
-  converged {seconds(crash["converged_s"])} after the kill. A shorter
+  converged {seconds(crash["converged_s"])} after the kill. {on_the_wire(crash)}A shorter
   `--lease-duration-seconds` shortens this gap, at the price of a shorter renew deadline: a
   leader whose renewals a slow API server holds up stops writing sooner.
 - **Rolling update (SIGTERM).** A third replica starts; once it is ready and idle, the
@@ -232,6 +232,18 @@ def relisted(handover: dict[str, Any]) -> str:
             "leader had recorded as intended without seeing their outcome"
         )
     return said
+
+
+def on_the_wire(crash: dict[str, Any]) -> str:
+    count = crash["old_leader_writes_after_strike"]
+    if not count:
+        return ""
+    return (
+        f"{count} writes the killed process had already sent reached the API server up to "
+        f"{crash['old_leader_last_write_s']:.2f} s after the kill: writes on their way outlive "
+        "their sender, which is why a standby waits out a whole duration while a leader stops "
+        "writing after the shorter renew deadline. "
+    )
 
 
 def old_leader_tail(graceful: dict[str, Any]) -> str:
