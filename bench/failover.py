@@ -32,6 +32,7 @@ import json
 import os
 import random
 import signal
+import statistics
 import threading
 import time
 from collections import Counter
@@ -140,6 +141,21 @@ def wait_leader(replicas: list[OperatorProcess], timeout: float) -> OperatorProc
     raise TimeoutError(f"no leader among {[r.namespace for r in replicas]} in {timeout:.0f}s")
 
 
+def queue_when_leading(replica: OperatorProcess, timeout: float = 60) -> float:
+    """Wait for ``replica`` to lead; how many keys its work queue held then (it queues
+    every key when it takes over, and the keys of whatever moved while it stood by)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            metrics = replica.metrics()
+        except OSError:
+            metrics = {}
+        if metrics.get("imagestream_trigger_leader") == 1:
+            return metrics.get("imagestream_trigger_queue_depth", 0.0)
+        time.sleep(0.02)
+    raise TimeoutError(f"{replica.namespace} did not take the Lease in {timeout:.0f}s")
+
+
 def settle(replica: OperatorProcess, quiet: float = 2.0, timeout: float = 600) -> None:
     """Until the replica has sent nothing but Lease renewals (one a retry period, for as
     long as it leads) and handled no ImageStream event for ``quiet`` seconds."""
@@ -195,8 +211,9 @@ class Failover:
             say(f"failover: {leader.namespace} leads, {standby.namespace} stands by")
 
             killed_at, crash_refs = self.burst(crash_streams, leader.kill)
-            wait_leader([standby], timeout=60)
+            queued = queue_when_leading(standby)
             crash = self.converge(crash_refs, killed_at, time.time() + WINDOW_S)
+            crash["new_leader_queue_at_takeover"] = queued
             settle(standby)
 
             third = self.replica(REPLICAS[2])
@@ -211,8 +228,9 @@ class Failover:
             terminated_at, graceful_refs = self.burst(
                 graceful_streams, lambda: self.terminate(old, exited)
             )
-            wait_leader([third], timeout=60)
+            queued = queue_when_leading(third)
             graceful = self.converge(graceful_refs, terminated_at, time.time() + WINDOW_S)
+            graceful["new_leader_queue_at_takeover"] = queued
             code = old.wait_exit(timeout=60)
             if self.exit_timer is not None:
                 self.exit_timer.join(timeout=5)
@@ -225,7 +243,7 @@ class Failover:
         requests = audit_requests(
             self.plane.dir / "audit.log", [user_of(ns) for ns in REPLICAS], started
         )
-        crash |= self.handover(requests, leader, old, killed_at)
+        crash |= self.handover(requests, leader, old, killed_at, terminated_at)
         graceful |= self.handover(requests, old, third, terminated_at)
         graceful["old_leader_exit_code"] = code
         graceful["old_leader_exited_s"] = exited["at"] - terminated_at if exited else None
@@ -399,6 +417,9 @@ class Failover:
             "lost_changes": len(lost),
             "lost_examples": [list(x) for x in lost[:5]],
             "converged_s": (max(times) - struck) if times and not lost else None,
+            # How the convergence is spread: targets moved before the takeover are applied
+            # first (their keys were queued while standing by), later ones in turn.
+            "converged_p50_s": statistics.median(times) - struck if times else None,
         }
 
     def builds_now(self) -> Counter[tuple[str, str, str]]:
@@ -426,6 +447,7 @@ class Failover:
         old: OperatorProcess,
         new: OperatorProcess,
         struck: float,
+        until: float = float("inf"),  # the next handover, if any
     ) -> dict[str, Any]:
         old_user, new_user = user_of(old.namespace), user_of(new.namespace)
         takeover = first(requests, new_user, struck, applied_write)
@@ -440,11 +462,19 @@ class Failover:
         lists = [r for r in requests if r.verb == "list" and r.at > struck]
         # A SIGTERMed leader finishes the writes already on the wire, then releases.
         tail = [r.at - struck for r in requests if r.user == old_user and r.write and r.at > struck]
+        # Writes to targets (Events follow them once the queue is idle).
+        writes = [
+            r.at - struck
+            for r in requests
+            if r.user == new_user and r.write and r.resource != "events" and struck < r.at < until
+        ]
         return {
             "old_leader": old.namespace,
             "new_leader": new.namespace,
             "takeover_s": None if takeover is None else takeover - struck,
             "lease_taken_s": None if taken is None else taken - struck,
+            "new_leader_target_writes": len(writes),
+            "new_leader_last_target_write_s": max(writes, default=None),
             "old_leader_writes_after_strike": len(tail),
             "old_leader_last_write_s": max(tail, default=None),
             "old_leader_writes_after_takeover": after,
