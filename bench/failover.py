@@ -215,6 +215,7 @@ class Failover:
             crash = self.converge(crash_refs, killed_at, time.time() + WINDOW_S)
             crash["new_leader_queue_at_takeover"] = queued
             settle(standby)
+            crash_done = time.time()
 
             third = self.replica(REPLICAS[2])
             replicas.append(third)
@@ -243,7 +244,7 @@ class Failover:
         requests = audit_requests(
             self.plane.dir / "audit.log", [user_of(ns) for ns in REPLICAS], started
         )
-        crash |= self.handover(requests, leader, old, killed_at, terminated_at)
+        crash |= self.handover(requests, leader, old, killed_at, crash_done)
         graceful |= self.handover(requests, old, third, terminated_at)
         graceful["old_leader_exit_code"] = code
         graceful["old_leader_exited_s"] = exited["at"] - terminated_at if exited else None
@@ -447,7 +448,7 @@ class Failover:
         old: OperatorProcess,
         new: OperatorProcess,
         struck: float,
-        until: float = float("inf"),  # the next handover, if any
+        until: float = float("inf"),  # the end of this handover's burst (converged, idle)
     ) -> dict[str, Any]:
         old_user, new_user = user_of(old.namespace), user_of(new.namespace)
         takeover = first(requests, new_user, struck, applied_write)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import textwrap
 from pathlib import Path
 from typing import Any
 
 # Hand-written reading of the standard run (profiles, causes, what would close a gap).
 ANALYSIS = Path(__file__).resolve().parent / "analysis.md"
+WIDTH = 95  # generated paragraphs are wrapped as the hand-written ones are
 
 # Goals from the benchmark issue, at the standard size on a 2-core machine.
 GOALS = {
@@ -185,38 +187,60 @@ def failover_text(r: dict[str, Any]) -> str:
     if f is None:
         return ""
     crash, graceful, lease = f["crash"], f["graceful"], f["lease"]
-    return f"""## Failover
-
-Two replicas run with leader election on one Lease, with the default timings (duration
-{lease["duration_s"]:g} s, renew deadline {lease["renew_deadline_s"]:g} s, retry period
-{lease["retry_period_s"]:g} s), each as its own ServiceAccount so that the audit log tells
-their requests apart. Each of two bursts moves {f["tags_per_burst"]} tags
-({crash["deployments"]} Deployments and {crash["buildconfigs"]} BuildConfigs through
-ImageTriggers in the first); half the tags move, the leader is struck once it has applied
-some of them, and the other half moves while it goes. Takeovers are timed from the signal
-to the new leader's first write as the API server received it.
-
-- **Crash (SIGKILL).** The standby takes a Lease only once it has seen it unchanged for a
-  whole duration, so it waits out the {lease["duration_s"]:g} s counted from the last renewal
-  it saw (at most a retry period before the kill), plus up to half a retry period of jitter:
-  here it took the Lease after {seconds(crash["lease_taken_s"])} and wrote after
-  {seconds(crash["takeover_s"])} ({relisted(crash)}), and every target of the burst was
-  converged {seconds(crash["converged_s"])} after the kill. {on_the_wire(crash)}A shorter
-  `--lease-duration-seconds` shortens this gap, at the price of a shorter renew deadline: a
-  leader whose renewals a slow API server holds up stops writing sooner.
-- **Rolling update (SIGTERM).** A third replica starts; once it is ready and idle, the
-  second burst starts and the leader is SIGTERMed in its middle.
-  The leader stops its workers and releases the Lease at once; the standby, which watches
-  the Lease, takes it after {seconds(graceful["lease_taken_s"])}
-  and wrote after {seconds(graceful["takeover_s"])} ({relisted(graceful)}); every target
-  was converged after
-  {seconds(graceful["converged_s"])}. {old_leader_tail(graceful)}
-- **Correctness.** {f["lost_changes"]} changes lost, {f["duplicate_builds"]} duplicate builds
-  among the {f["builds"]} builds of the two bursts, {f["double_writes"]} writes by a replica
-  that was not leading: by an old leader after its successor's first write, or by a standby
-  before it took over. After a SIGKILL that count is 0 by construction (the process is gone);
-  the SIGTERM case is the one where it could show.
-"""
+    intro = (
+        "Two replicas run with leader election on one Lease, with the default timings "
+        f"(duration {lease['duration_s']:g} s, renew deadline {lease['renew_deadline_s']:g} s, "
+        f"retry period {lease['retry_period_s']:g} s), each as its own ServiceAccount so that "
+        "the audit log tells their requests apart. Each of two bursts moves "
+        f"{f['tags_per_burst']} tags ({crash['deployments']} Deployments and "
+        f"{crash['buildconfigs']} BuildConfigs through ImageTriggers in the first); half the "
+        "tags move, the leader is struck once it has applied some of them, and the other half "
+        "moves while it goes. Takeovers are timed from the signal to the new leader's first "
+        "write as the API server received it."
+    )
+    crashed = (
+        "**Crash (SIGKILL).** The standby takes a Lease only once it has seen it unchanged for "
+        f"a whole duration, so it waits out the {lease['duration_s']:g} s counted from the "
+        "last renewal it saw (at most a retry period before the kill), plus up to half a retry "
+        f"period of jitter: here it took the Lease after {seconds(crash['lease_taken_s'])} and "
+        f"wrote after {seconds(crash['takeover_s'])} ({relisted(crash)}), and every target of "
+        f"the burst was converged {seconds(crash['converged_s'])} after the kill"
+        f"{spread(crash)}. {on_the_wire(crash)}A shorter `--lease-duration-seconds` shortens "
+        "this gap, at the price of a shorter renew deadline: a leader whose renewals a slow "
+        "API server holds up stops writing sooner."
+    )
+    rolled = (
+        "**Rolling update (SIGTERM).** A third replica starts; once it is ready and idle, the "
+        "second burst starts and the leader is SIGTERMed in its middle. The leader stops its "
+        "workers and releases the Lease at once; the standby, which watches the Lease, takes "
+        f"it after {seconds(graceful['lease_taken_s'])} and wrote after "
+        f"{seconds(graceful['takeover_s'])} ({relisted(graceful)}); every target was converged "
+        f"after {seconds(graceful['converged_s'])}{spread(graceful)}, against "
+        f"{r['burst']['total_s']:.2f} s for a burst of the same size with no handover. A new "
+        "leader queues every key for a level-triggered pass when it takes the Lease, behind "
+        "the keys of what moved while it stood by, and a tag that moves just after the "
+        "takeover waits for its key's turn in that pass (as at start-up). "
+        f"{old_leader_tail(graceful)}"
+    )
+    correct = (
+        f"**Correctness.** {f['lost_changes']} changes lost, {f['duplicate_builds']} duplicate "
+        f"builds among the {f['builds']} builds of the two bursts, {f['double_writes']} writes "
+        "by a replica that was not leading: by an old leader after its successor's first "
+        "write, or by a standby before it took over. After a SIGKILL that count is 0 by "
+        "construction (the process is gone); the SIGTERM case is the one where it could show."
+    )
+    bullets = [
+        textwrap.fill(
+            text, WIDTH, initial_indent="- ", subsequent_indent="  ", break_on_hyphens=False
+        )
+        for text in (crashed, rolled, correct)
+    ]
+    return (
+        "\n\n".join(
+            ["## Failover", textwrap.fill(intro, WIDTH, break_on_hyphens=False), "\n".join(bullets)]
+        )
+        + "\n"
+    )
 
 
 def relisted(handover: dict[str, Any]) -> str:
@@ -232,6 +256,16 @@ def relisted(handover: dict[str, Any]) -> str:
             "leader had recorded as intended without seeing their outcome"
         )
     return said
+
+
+def spread(handover: dict[str, Any]) -> str:
+    median, queued = handover.get("converged_p50_s"), handover.get("new_leader_queue_at_takeover")
+    if median is None or queued is None:  # results from before these were recorded
+        return ""
+    return (
+        f" (half of them after {median:.2f} s; the new leader had {queued:.0f} keys "
+        "queued when it took the Lease)"
+    )
 
 
 def on_the_wire(crash: dict[str, Any]) -> str:
