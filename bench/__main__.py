@@ -7,8 +7,9 @@
 
 Writes bench/results/<date>-<size>.json and a latency CDF plot; the standard size
 also rewrites docs/benchmarks.md. The quick mode asserts correctness (every target
-converged, one write per affected target, no reads per change, nothing while idle),
-never timings.
+converged, one write per affected target, no reads per change, nothing while idle;
+and across a leader's crash and a rolling update, no change lost, no build started
+twice, no write by a replica not leading), never timings.
 """
 
 from __future__ import annotations
@@ -70,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(
         "correctness: every target converged, one write per affected target, "
-        "no reads per change, nothing while idle"
+        "no reads per change, nothing while idle; across the failovers nothing lost, "
+        "built twice or written by a replica not leading"
     )
     return 0
 

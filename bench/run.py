@@ -1,7 +1,8 @@
 """The benchmark's phases, against a real control plane and the operator as its own process.
 
-Set-up → start-up → single changes → burst → the floor (a plain client doing the
-operator's writes) → idle. Timings come from the benchmark's own Deployment
+Set-up → start-up → single changes → burst → idle → failover (replicas on a
+Lease, the leader killed mid-burst: bench/failover.py) → the floor (a plain client
+doing the operator's writes). Timings come from the benchmark's own Deployment
 watch; API cost from the API server's audit log; memory and CPU from /proc.
 """
 
@@ -376,19 +377,23 @@ class Bench:
             )
             self.startup(client, watch, world, operator)
             try:
-                self.single(client, watch, world, operator, plane)
-                self.burst(client, watch, world, operator, plane)
-                self.idle(operator, plane)
-                assert operator.process is not None
-                stats = proc_stats(operator.process.popen.pid)
-                stats["cpu_seconds_per_1000_changes"] = (
-                    stats["cpu_seconds"] / max(1, self.results["changes_total"]) * 1000
-                )
-                self.results["operator"] = stats
-                self.check()
+                try:
+                    self.single(client, watch, world, operator, plane)
+                    self.burst(client, watch, world, operator, plane)
+                    self.idle(operator, plane)
+                    assert operator.process is not None
+                    stats = proc_stats(operator.process.popen.pid)
+                    stats["cpu_seconds_per_1000_changes"] = (
+                        stats["cpu_seconds"] / max(1, self.results["changes_total"]) * 1000
+                    )
+                    self.results["operator"] = stats
+                    self.check()
+                finally:
+                    operator.stop()
+                # Replicas with leader election, after the single operator has stopped.
+                self.failover(client, kube, plane, watch, world)
             finally:
                 watch.stop.set()
-                operator.stop()
             # Without the operator: it would (rightly) revert the floor's writes.
             self.floor(client, world)
         self.results["config"] = {
@@ -560,6 +565,22 @@ class Bench:
             f"burst: {size} tags at once, {b['targets']} targets in {b['total_s']:.2f}s "
             f"({b['targets_per_s']:.0f} targets/s; the median of {each})"
         )
+
+    def failover(
+        self,
+        client: Client,
+        kube: Kube,
+        plane: cluster.ControlPlane,
+        watch: DeploymentWatch,
+        world: World,
+    ) -> None:
+        # Imported here: the phase builds on this module's set-up and imports.
+        from bench import failover
+
+        tags = max(2, len(world.streams) // 10)  # as many tag moves as a burst round
+        result = failover.Failover(client, kube, plane, watch, world, tags).run()
+        self.results["failover"] = result
+        self.results["correctness"]["problems"] += failover.problems(result)
 
     def floor(self, client: Client, world: World) -> None:
         """A plain client does the operator's writes itself: same patches, same concurrency."""

@@ -33,3 +33,17 @@ def test_quick_benchmark_converges_with_one_write_per_target(tmp_path: Path) -> 
     assert correctness["idle_requests"] == 0
     assert len(results["single"]["samples_s"]) >= results["single"]["changes"]
     assert list(tmp_path.glob("*-latency-cdf.png"))
+    # A leader SIGKILLed, then another SIGTERMed, each in the middle of a burst.
+    failover = results["failover"]
+    for handover in (failover["crash"], failover["graceful"]):
+        assert handover["new_leader"] != handover["old_leader"]
+        assert handover["takeover_s"] is not None, "the new leader never wrote"
+        assert handover["buildconfigs"] > 0
+        assert handover["lost_changes"] == 0, handover["lost_examples"]
+        assert handover["old_leader_writes_after_takeover"] == 0
+        assert handover["standby_writes_before"] == 0
+    assert failover["builds"] == sum(
+        h["buildconfigs"] for h in (failover["crash"], failover["graceful"])
+    )
+    assert failover["duplicate_builds"] == 0
+    assert failover["double_writes"] == 0
