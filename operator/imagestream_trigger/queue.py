@@ -6,6 +6,10 @@
   done (never two workers on one key).
 * A failed key comes back after its own exponential backoff (1 s doubling to
   5 min, with jitter), reset by a success (``forget``).
+* Two lanes: keys added as ``background`` (the full passes at start-up, after a
+  takeover and at each resync) go after every other key, so a tag that moves
+  during a full pass is not served after thousands of keys that need nothing. A
+  background key added again in the foreground moves up.
 
 It knows keys only, never what they stand for; no I/O beyond the event loop's
 timers.
@@ -40,7 +44,12 @@ class WorkQueue(Generic[K]):
         self.jitter = jitter
         self._rng = rng
         self._queue: deque[K] = deque()
+        self._background: deque[K] = deque()
+        # The lane each waiting key sits in (a background entry of a key that moved up
+        # is left in its deque and skipped).
+        self._lane: dict[K, bool] = {}  # key -> in the background lane
         self._dirty: set[K] = set()  # wants (another) run
+        self._again_in_background: set[K] = set()  # added meanwhile, background only
         self._processing: set[K] = set()
         self._failures: dict[K, int] = {}
         self._timers: dict[K, tuple[float, asyncio.TimerHandle]] = {}
@@ -50,14 +59,30 @@ class WorkQueue(Generic[K]):
 
     # -- adding ----------------------------------------------------------------------
 
-    def add(self, key: K) -> None:
-        """Queue ``key`` unless it is already waiting; once more if it is being processed."""
-        if self._shutdown or key in self._dirty:
+    def add(self, key: K, *, background: bool = False) -> None:
+        """Queue ``key`` unless it is already waiting; once more if it is being processed.
+
+        ``background``: after every key added without it."""
+        if self._shutdown:
+            return
+        if key in self._dirty:
+            if not background:
+                self._again_in_background.discard(key)
+                if self._lane.get(key):
+                    self._lane[key] = False
+                    self._queue.append(key)
+                    self._wake()
             return
         self._dirty.add(key)
         if key in self._processing:
+            if background:
+                self._again_in_background.add(key)
             return
-        self._queue.append(key)
+        self._enter(key, background)
+
+    def _enter(self, key: K, background: bool) -> None:
+        self._lane[key] = background
+        (self._background if background else self._queue).append(key)
         self._wake()
 
     def add_after(self, key: K, delay: float) -> None:
@@ -108,7 +133,7 @@ class WorkQueue(Generic[K]):
 
     async def get(self) -> K:
         """The next key to process (marked as processing); raises ShutDown when stopped."""
-        while not self._queue:
+        while not self._lane:
             if self._shutdown:
                 raise ShutDown
             waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -121,17 +146,30 @@ class WorkQueue(Generic[K]):
                 else:
                     waiter.cancel()
                 raise
-        key = self._queue.popleft()
+        key = self._next()
         self._processing.add(key)
         self._dirty.discard(key)
         return key
 
+    def _next(self) -> K:
+        while self._queue:
+            key = self._queue.popleft()
+            if self._lane.get(key) is False:
+                del self._lane[key]
+                return key
+        while True:  # _lane is not empty: a live background entry is left
+            key = self._background.popleft()
+            if self._lane.get(key) is True:
+                del self._lane[key]
+                return key
+
     def done(self, key: K) -> None:
         """Processing of ``key`` ended; a key added meanwhile is queued now."""
         self._processing.discard(key)
+        background = key in self._again_in_background
+        self._again_in_background.discard(key)
         if key in self._dirty and not self._shutdown:
-            self._queue.append(key)
-            self._wake()
+            self._enter(key, background)
 
     def shutdown(self) -> None:
         self._shutdown = True
@@ -152,7 +190,7 @@ class WorkQueue(Generic[K]):
 
     def __len__(self) -> int:
         """Keys waiting to be processed (not those waiting for their backoff)."""
-        return len(self._queue)
+        return len(self._lane)
 
     @property
     def processing(self) -> int:
@@ -165,4 +203,11 @@ class WorkQueue(Generic[K]):
 
     def tracked(self) -> int:
         """Every key the queue holds state for: a leak check for tests."""
-        return len(self._dirty | self._processing | set(self._failures) | set(self._timers))
+        return len(
+            self._dirty
+            | self._processing
+            | set(self._failures)
+            | set(self._timers)
+            | set(self._lane)
+            | self._again_in_background
+        )

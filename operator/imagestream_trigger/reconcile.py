@@ -398,12 +398,14 @@ class Controller:
         self._tasks: list[asyncio.Task[None]] = []
         self._active = 0.0  # when a key was last queued (monotonic)
 
-    def enqueue(self, wakes: Iterable[Wake]) -> None:
+    def enqueue(self, wakes: Iterable[Wake], *, background: bool = False) -> None:
+        """Queue keys; ``background`` for full passes (start-up, takeover, resync), which
+        wait behind the keys events bring."""
         self._active = time.monotonic()
         for key, moved in wakes:
             if moved:
                 self.causes.setdefault(key, set()).update(moved)
-            self.queue.add(key)
+            self.queue.add(key, background=background)
         self.metrics.queue_depth.set(len(self.queue))
 
     def start(self) -> None:

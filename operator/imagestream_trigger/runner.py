@@ -257,7 +257,7 @@ async def _resync_forever(controller: Controller, intake: Intake, every: float) 
     """Queue every key now and then: a level-triggered safety net, from memory."""
     while True:
         await asyncio.sleep(every)
-        controller.enqueue(intake.everything())
+        controller.enqueue(intake.everything(), background=True)
 
 
 async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
@@ -338,7 +338,7 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
             log.info("leader election: %s; this replica writes", place)
             metrics.leader.set(1)
             controller.start()
-            enqueue(intake.everything())
+            enqueue(intake.everything(), background=True)
         else:
             elector = _elect(api, settings, place, controller, intake, metrics)
             log.info(
@@ -461,7 +461,7 @@ def _elect(
         metrics.leader_transitions.inc()
         controller.start()
         # Level-triggered: what happened while standing by is found from the indexes.
-        controller.enqueue(intake.everything())
+        controller.enqueue(intake.everything(), background=True)
 
     def lose() -> None:
         metrics.leader.set(0)

@@ -282,3 +282,53 @@ async def test_nothing_is_tracked_once_everything_is_done_and_forgotten() -> Non
         q.forget(key)
     assert q.tracked() == 0
     assert (len(q), q.processing, q.waiting) == (0, 0, 0)
+
+
+async def drain(q: WorkQueue[str]) -> list[str]:
+    out = []
+    while len(q):
+        key = await q.get()
+        q.done(key)
+        out.append(key)
+    return out
+
+
+async def test_background_keys_wait_behind_every_other_key() -> None:
+    q: WorkQueue[str] = WorkQueue()
+    for key in ("full-1", "full-2", "full-3"):
+        q.add(key, background=True)
+    q.add("moved")
+    q.add("full-4", background=True)
+    q.add("moved-later")
+    assert len(q) == 6
+    assert await drain(q) == ["moved", "moved-later", "full-1", "full-2", "full-3", "full-4"]
+    assert q.tracked() == 0
+
+
+async def test_a_background_key_added_in_the_foreground_moves_up_once() -> None:
+    q: WorkQueue[str] = WorkQueue()
+    for key in ("a", "b", "c"):
+        q.add(key, background=True)
+    q.add("c")
+    q.add("c", background=True)  # stays up front
+    assert len(q) == 3
+    assert await drain(q) == ["c", "a", "b"]
+    assert q.tracked() == 0
+
+
+async def test_a_key_added_while_processing_keeps_the_foreground_if_any_add_was() -> None:
+    q: WorkQueue[str] = WorkQueue()
+    q.add("k")
+    key = await q.get()
+    q.add("k", background=True)
+    q.add("k")
+    q.add("other", background=True)
+    q.done(key)
+    assert await drain(q) == ["k", "other"]
+    q.add("k")
+    key = await q.get()
+    q.add("k", background=True)
+    q.add("first")
+    q.done(key)
+    assert await drain(q) == ["first", "k"]
+    assert q.tracked() == 0
