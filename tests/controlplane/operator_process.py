@@ -222,6 +222,19 @@ class OperatorProcess:
         """A mark in the log: ``wait_reconciled`` only looks at what comes after it."""
         return self.log.stat().st_size if self.log.exists() else 0
 
+    def wait_logged(self, text: str, *, after: int = 0, timeout: float = 15) -> None:
+        """Wait for ``text`` in the log after the mark ``after``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self.check_alive()
+            with self.log.open("rb") as log:
+                log.seek(after)
+                if text in log.read().decode(errors="replace"):
+                    return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{text!r} not logged; log:\n{self.tail()}")
+            time.sleep(0.05)
+
     def wait_reconciled(self, key: str, *, after: int, timeout: float = 15) -> str:
         """Wait for a completed reconcile pass of ``key`` ("Deployment ns/web",
         "ImageTrigger ns/follow") logged after the mark ``after``; returns its line.

@@ -229,6 +229,8 @@ def test_a_trigger_openshift_does_not_watch_is_applied_when_the_workload_changes
     entry["from"]["kind"] = "DockerImage"
     web = annotated_web(kube, namespace, annotation=trigger_annotation(entry))
     first = imported(kube, namespace)
+    # The workload's next pass must see the move: nothing else will wake it.
+    operator.wait_logged(f"tag {namespace}/app:latest moved to {first.reference}")
     mark = operator.log_offset()
     touch(kube, namespace)  # a pass of the workload: the entry is applied
     kube.wait_for(web, lambda d: images_of(d)["web"] == first.reference)
@@ -236,5 +238,6 @@ def test_a_trigger_openshift_does_not_watch_is_applied_when_the_workload_changes
 
     # (That a move alone does not wake it is shown at the intake, in the unit tests.)
     second = imported(kube, namespace)
+    operator.wait_logged(f"tag {namespace}/app:latest moved to {second.reference}")
     kube.patch(web, {"metadata": {"labels": {"touched": "again"}}}, "merge")
     kube.wait_for(web, lambda d: images_of(d)["web"] == second.reference)
