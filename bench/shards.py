@@ -549,7 +549,7 @@ def text(r: dict[str, Any], results: Path) -> str:
         "whatever its share: the base, every ImageStream, and what passing every namespace's "
         "objects through costs (the start-up listing and the watches are cluster-wide). So the "
         "total does not halve: each shard peaked at "
-        f"{_all(shards, 'peak_rss_mb', '{:.0f} MB')}; above the base, "
+        f"{_all(shards, 'peak_rss_mb', '{:.0f} MB')}: "
         f"{_all(shards, 'rss_above_base_fraction', '{:.2f}')} of the single "
         "process's RSS above the base. Beyond the shared part each holds "
         f"{_each([beyond(p) for p in shards])} of what the single process holds, for "
@@ -563,7 +563,8 @@ def text(r: dict[str, Any], results: Path) -> str:
         "ServiceAccount made, from the API server's audit log, was in a namespace of its own "
         "(an instantiate leaves no namespace there, so the Builds each shard started are "
         "taken from its log). "
-        + _each([f"Shard {p['shard']} made {sum(p['writes'].values())} writes" for p in shards])
+        + "Writes: "
+        + _each([f"shard {p['shard']} {sum(p['writes'].values())}" for p in shards])
         + "."
     )
     bullets = [
