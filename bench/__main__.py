@@ -9,7 +9,8 @@ Writes bench/results/<date>-<size>.json and a latency CDF plot; the standard siz
 also rewrites docs/benchmarks.md. The quick mode asserts correctness (every target
 converged, one write per affected target, no reads per change, nothing while idle;
 and across a leader's crash and a rolling update, no change lost, no build started
-twice, no write by a replica not leading), never timings.
+twice, no write by a replica not leading; on two namespace shards, every target
+converged and no write by the wrong shard), never timings.
 """
 
 from __future__ import annotations
@@ -72,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         "correctness: every target converged, one write per affected target, "
         "no reads per change, nothing while idle; across the failovers nothing lost, "
-        "built twice or written by a replica not leading"
+        "built twice or written by a replica not leading; on two shards, none written by "
+        "the wrong shard"
     )
     return 0
 

@@ -7,6 +7,8 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+from bench import shards
+
 # Hand-written reading of the standard run (profiles, causes, what would close a gap).
 ANALYSIS = Path(__file__).resolve().parent / "analysis.md"
 WIDTH = 95  # generated paragraphs are wrapped as the hand-written ones are
@@ -128,7 +130,7 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             "",
         ),
     ]
-    return measured + failover_rows(r)
+    return measured + failover_rows(r) + shards.rows(r)
 
 
 def seconds(value: float | None) -> str:
@@ -391,6 +393,7 @@ API cost, from the API server's audit log (the operator's ServiceAccount only):
 ![latency CDF]({png})
 
 {failover_text(r)}
+{shards.text(r, raw.parent)}
 ## Goals missed in this run
 
 {notes(r)}

@@ -1,7 +1,8 @@
 """The benchmark's phases, against a real control plane and the operator as its own process.
 
 Set-up → start-up → single changes → burst → idle → failover (replicas on a
-Lease, the leader killed mid-burst: bench/failover.py) → the floor (a plain client
+Lease, the leader killed mid-burst: bench/failover.py) → shards (2 namespace shards
+against 1 process: bench/shards.py) → the floor (a plain client
 doing the operator's writes). Timings come from the benchmark's own Deployment
 watch; API cost from the API server's audit log; memory and CPU from /proc.
 """
@@ -392,6 +393,7 @@ class Bench:
                     operator.stop()
                 # Replicas with leader election, after the single operator has stopped.
                 self.failover(client, kube, plane, watch, world)
+                self.shards(client, kube, plane, watch, world)
             finally:
                 watch.stop.set()
             # Without the operator: it would (rightly) revert the floor's writes.
@@ -581,6 +583,20 @@ class Bench:
         result = failover.Failover(client, kube, plane, watch, world, tags).run()
         self.results["failover"] = result
         self.results["correctness"]["problems"] += failover.problems(result)
+
+    def shards(
+        self,
+        client: Client,
+        kube: Kube,
+        plane: cluster.ControlPlane,
+        watch: DeploymentWatch,
+        world: World,
+    ) -> None:
+        from bench import shards
+
+        result = shards.Shards(client, kube, plane, watch, world, self.size == "quick").run()
+        self.results["shards"] = result
+        self.results["correctness"]["problems"] += shards.problems(result)
 
     def floor(self, client: Client, world: World) -> None:
         """A plain client does the operator's writes itself: same patches, same concurrency."""

@@ -47,3 +47,16 @@ def test_quick_benchmark_converges_with_one_write_per_target(tmp_path: Path) -> 
     )
     assert failover["duplicate_builds"] == 0
     assert failover["double_writes"] == 0
+    # Two namespace shards: each indexes every ImageStream and its own namespaces' objects
+    # only, every target converges and none is written by the other shard.
+    shards = results["shards"]
+    config = results["config"]
+    assert shards["not_converged"] == 0, shards["not_converged_examples"]
+    assert shards["wrong_shard_writes"] == 0, [p["wrong_shard_writes"] for p in shards["shard"]]
+    processes = shards["shard"]
+    assert [p["indexed"]["imagestreams"] for p in processes] == [config["streams"]] * 2
+    assert sum(p["indexed"]["workloads"] for p in processes) == config["deployments"]
+    assert sum(p["indexed"]["buildconfigs"] for p in processes) == config["buildconfigs"]
+    assert all(p["indexed"]["workloads"] > 0 for p in processes)
+    assert all(p["writes"].get("patch deployments", 0) > 0 for p in processes)
+    assert sum(p["builds_started"] for p in processes) == shards["buildconfigs"] > 0
