@@ -15,6 +15,7 @@ of our own write is recognised.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -143,19 +144,31 @@ def _str(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
+def _shared(value: Any) -> str:
+    """``_str``, interned: for what many records repeat (a namespace, a kind, a label key).
+
+    Each decoded body brings its own copy of every string; kept in thousands of records,
+    those copies were a large part of the operator's memory.
+    """
+    return sys.intern(str(value)) if isinstance(value, str) else ""
+
+
+_NOTHING: frozenset[str] = frozenset()
+
+
 def _labels(meta: Mapping[str, Any]) -> dict[str, str]:
     labels = meta.get("labels")
     if not isinstance(labels, Mapping):
         return {}
-    return {k: v for k, v in labels.items() if isinstance(k, str) and isinstance(v, str)}
+    return {_shared(k): v for k, v in labels.items() if isinstance(k, str) and isinstance(v, str)}
 
 
 def object_ref(body: Mapping[str, Any]) -> ObjectRef:
     meta = _meta(body)
     return ObjectRef(
-        api_version=_str(body.get("apiVersion")),
-        kind=_str(body.get("kind")),
-        namespace=_str(meta.get("namespace")),
+        api_version=_shared(body.get("apiVersion")),
+        kind=_shared(body.get("kind")),
+        namespace=_shared(meta.get("namespace")),
         name=_str(meta.get("name")),
         uid=_str(meta.get("uid")),
     )
@@ -166,12 +179,15 @@ def stream_info(body: Mapping[str, Any], *, internal_registry: str = "") -> Stre
     meta = _meta(body)
     annotations = meta.get("annotations")
     raw = annotations.get(ALLOWED_NAMESPACES_ANNOTATION) if isinstance(annotations, Mapping) else ""
+    allowed = frozenset(p.strip() for p in _str(raw).split(",") if p.strip())
     return StreamInfo(
-        namespace=_str(meta.get("namespace")),
-        name=_str(meta.get("name")),
+        namespace=_shared(meta.get("namespace")),
+        # Interned: the triggers that follow the stream name it too (triggers.py, models.py).
+        name=_shared(meta.get("name")),
         tags=resolve_all(body, internal_registry=internal_registry),
         repositories=stream_repositories(body, internal_registry=internal_registry),
-        allowed_namespaces=frozenset(p.strip() for p in _str(raw).split(",") if p.strip()),
+        # Almost always empty: one shared empty set rather than one each.
+        allowed_namespaces=allowed or _NOTHING,
     )
 
 

@@ -965,3 +965,50 @@ def test_containers_of_a_pod_template_are_located_for_a_patch() -> None:
     assert [(c.init, c.index) for c in info.containers] == [(False, 0), (False, 1), (True, 0)]
     assert KINDS[kind].patch_base == "/spec/jobTemplate/spec/template/spec"
     assert Container("setup", "x", init=True, index=0).key == "init:setup"
+
+
+# -- memory: what the records share and how they keep a status -------------------------------
+
+
+def decoded(body: dict[str, Any]) -> dict[str, Any]:
+    """``body`` as it comes off the wire: every string an object of its own."""
+    result: dict[str, Any] = json.loads(json.dumps(body))
+    return result
+
+
+def test_records_from_separate_bodies_share_their_repeated_strings() -> None:
+    annotation = json.dumps([trigger_entry("Deployment")])
+    stream = stream_info(decoded(imagestream()))
+
+    def running_latest(name: str) -> dict[str, Any]:
+        body = workload("Deployment", name=name, annotation=annotation)
+        body["spec"]["template"]["spec"]["containers"][0]["image"] = f"quay.io/acme/app@{B}"
+        return decoded(body)
+
+    one, two = (
+        workload_info(TargetKind.Deployment, running_latest(name), native=True)
+        for name in ("one", "two")
+    )
+    for first, second in (
+        (one.ref.namespace, two.ref.namespace),
+        (one.ref.kind, two.ref.kind),
+        (one.ref.api_version, two.ref.api_version),
+        (one.containers[0].name, two.containers[0].name),
+        (one.triggers[0].field_path, two.triggers[0].field_path),
+        (one.triggers[0].source.tag, two.triggers[0].source.tag),
+        (next(iter(one.labels)), next(iter(two.labels))),
+        (one.ref.namespace, stream.namespace),
+        # The image a workload runs is the one the stream's tag resolves to: one string.
+        (one.containers[0].image, stream.tags["latest"].reference),
+    ):
+        assert first == second
+        assert first is second
+    # What is an object's own stays its own, and equal to what the body says.
+    assert (one.ref.name, two.ref.name) == ("one", "two")
+
+
+def test_a_stream_without_the_annotation_allows_no_other_namespace() -> None:
+    first, second = stream_info(imagestream()), stream_info(imagestream(name="other"))
+    assert first.allowed_namespaces == frozenset()
+    assert first.allowed_namespaces is second.allowed_namespaces  # one shared empty set
+    assert not first.allows("elsewhere")
