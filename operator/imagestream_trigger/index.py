@@ -27,6 +27,7 @@ from imagestream_trigger.api import (
     TargetKind,
 )
 from imagestream_trigger.errors import InvalidSpecError
+from imagestream_trigger.frozen import FrozenJson
 from imagestream_trigger.kinds import Container, containers_of
 from imagestream_trigger.models import ImageTriggerSpec, parse_spec
 from imagestream_trigger.resolve import (
@@ -126,7 +127,8 @@ class TriggerInfo:
     spec: ImageTriggerSpec | None
     error: str | None  # why the spec is invalid, for the InvalidSpec condition
     source: TagRef | None
-    # Written by us alone; not compared, so our own status write is no news.
+    # Written by us alone; not compared, so our own status write is no news. As found in
+    # the cluster, a FrozenJson: read it through report.status.read.
     status: Mapping[str, Any] = field(compare=False, default_factory=dict)
 
     @property
@@ -269,7 +271,8 @@ def trigger_info(body: Mapping[str, Any]) -> TriggerInfo:
     generation = _meta(body).get("generation")
     generation = generation if isinstance(generation, int) else 0
     status = body.get("status")
-    status = status if isinstance(status, Mapping) else {}
+    # Kept as compact text (frozen.py): read once per pass, kept as long as the trigger.
+    status = FrozenJson(status) if isinstance(status, Mapping) else {}
     spec_body = body.get("spec")
     try:
         spec = parse_spec(spec_body if isinstance(spec_body, Mapping) else {})

@@ -14,6 +14,7 @@ from imagestream_trigger.api import (
     TRIGGERS_ANNOTATION,
     TargetKind,
 )
+from imagestream_trigger.frozen import FrozenJson
 from imagestream_trigger.index import (
     BuildConfigIndex,
     Indexes,
@@ -28,6 +29,7 @@ from imagestream_trigger.index import (
     workload_info,
 )
 from imagestream_trigger.kinds import KINDS, Container
+from imagestream_trigger.report import status as status_model
 from imagestream_trigger.resolve import ResolvedImage, TagRef
 from imagestream_trigger.triggers import ContainerSelector, ProblemCode
 
@@ -1012,3 +1014,22 @@ def test_a_stream_without_the_annotation_allows_no_other_namespace() -> None:
     assert first.allowed_namespaces == frozenset()
     assert first.allowed_namespaces is second.allowed_namespaces  # one shared empty set
     assert not first.allows("elsewhere")
+
+
+def test_trigger_status_is_kept_compact_and_reads_as_the_body_says() -> None:
+    status = {
+        "observedGeneration": 2,
+        "image": f"quay.io/acme/app@{A}",
+        "targets": [{"kind": "Deployment", "name": "w", "result": "Applied"}],
+        "history": [{"image": f"quay.io/acme/app@{A}", "time": CREATED, "updated": ["w"]}],
+    }
+    body = image_trigger({"source": {"imageStreamTag": "app:latest"}, "targets": []})
+    body["status"] = status
+    info = trigger_info(decoded(body))
+    assert isinstance(info.status, FrozenJson)
+    assert info.status == status
+    assert dict(info.status) == status
+    assert info.status.thaw() == status
+    assert info.status.thaw() is not info.status.thaw()  # a reader may change its copy
+    assert status_model.read(info.status) == status_model.read(status)
+    assert len(info.status.text) < len(json.dumps(status))
