@@ -26,7 +26,7 @@ from imagestream_trigger.act.client import Api
 from imagestream_trigger.api import IMAGESTREAM_RESOURCE, IMAGETRIGGER_RESOURCE, ApiResource
 from imagestream_trigger.errors import ApiError
 from imagestream_trigger.intake import IMAGETRIGGER, Intake, Wake
-from imagestream_trigger.watch import list_pages
+from imagestream_trigger.watch import list_each
 
 log = logging.getLogger(__name__)
 
@@ -121,17 +121,19 @@ class Sweeper:
 
     async def sweep(self, kind: str, resource: ApiResource) -> None:
         before = self.intake.known(kind)
-        try:
-            items, _ = await list_pages(self.api, resource, "", kind)
-        except ApiError as error:  # the next relist schedules another sweep
-            log.warning("could not list %s to find deletions: %s", resource.plural, error)
-            return
         present = set()
-        for item in items:
+
+        def listed(item: dict[str, Any]) -> None:
             meta = item.get("metadata") or {}
             namespace = str(meta.get("namespace") or "")
             if self.selected(namespace):
                 present.add((namespace, str(meta.get("name") or "")))
+
+        try:
+            await list_each(self.api, resource, "", kind, listed)
+        except ApiError as error:  # the next relist schedules another sweep
+            log.warning("could not list %s to find deletions: %s", resource.plural, error)
+            return
         self.enqueue(self.intake.forget_missing(kind, present, among=before))
 
 

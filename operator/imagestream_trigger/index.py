@@ -15,6 +15,7 @@ of our own write is recognised.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +27,7 @@ from imagestream_trigger.api import (
     TargetKind,
 )
 from imagestream_trigger.errors import InvalidSpecError
+from imagestream_trigger.frozen import FrozenJson
 from imagestream_trigger.kinds import Container, containers_of
 from imagestream_trigger.models import ImageTriggerSpec, parse_spec
 from imagestream_trigger.resolve import (
@@ -125,7 +127,8 @@ class TriggerInfo:
     spec: ImageTriggerSpec | None
     error: str | None  # why the spec is invalid, for the InvalidSpec condition
     source: TagRef | None
-    # Written by us alone; not compared, so our own status write is no news.
+    # Written by us alone; not compared, so our own status write is no news. As found in
+    # the cluster, a FrozenJson: read it through report.status.read.
     status: Mapping[str, Any] = field(compare=False, default_factory=dict)
 
     @property
@@ -143,19 +146,31 @@ def _str(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
+def _shared(value: Any) -> str:
+    """``_str``, interned: for what many records repeat (a namespace, a kind, a label key).
+
+    Each decoded body brings its own copy of every string; kept in thousands of records,
+    those copies were a large part of the operator's memory.
+    """
+    return sys.intern(str(value)) if isinstance(value, str) else ""
+
+
+_NOTHING: frozenset[str] = frozenset()
+
+
 def _labels(meta: Mapping[str, Any]) -> dict[str, str]:
     labels = meta.get("labels")
     if not isinstance(labels, Mapping):
         return {}
-    return {k: v for k, v in labels.items() if isinstance(k, str) and isinstance(v, str)}
+    return {_shared(k): v for k, v in labels.items() if isinstance(k, str) and isinstance(v, str)}
 
 
 def object_ref(body: Mapping[str, Any]) -> ObjectRef:
     meta = _meta(body)
     return ObjectRef(
-        api_version=_str(body.get("apiVersion")),
-        kind=_str(body.get("kind")),
-        namespace=_str(meta.get("namespace")),
+        api_version=_shared(body.get("apiVersion")),
+        kind=_shared(body.get("kind")),
+        namespace=_shared(meta.get("namespace")),
         name=_str(meta.get("name")),
         uid=_str(meta.get("uid")),
     )
@@ -166,12 +181,15 @@ def stream_info(body: Mapping[str, Any], *, internal_registry: str = "") -> Stre
     meta = _meta(body)
     annotations = meta.get("annotations")
     raw = annotations.get(ALLOWED_NAMESPACES_ANNOTATION) if isinstance(annotations, Mapping) else ""
+    allowed = frozenset(p.strip() for p in _str(raw).split(",") if p.strip())
     return StreamInfo(
-        namespace=_str(meta.get("namespace")),
-        name=_str(meta.get("name")),
+        namespace=_shared(meta.get("namespace")),
+        # Interned: the triggers that follow the stream name it too (triggers.py, models.py).
+        name=_shared(meta.get("name")),
         tags=resolve_all(body, internal_registry=internal_registry),
         repositories=stream_repositories(body, internal_registry=internal_registry),
-        allowed_namespaces=frozenset(p.strip() for p in _str(raw).split(",") if p.strip()),
+        # Almost always empty: one shared empty set rather than one each.
+        allowed_namespaces=allowed or _NOTHING,
     )
 
 
@@ -253,7 +271,8 @@ def trigger_info(body: Mapping[str, Any]) -> TriggerInfo:
     generation = _meta(body).get("generation")
     generation = generation if isinstance(generation, int) else 0
     status = body.get("status")
-    status = status if isinstance(status, Mapping) else {}
+    # Kept as compact text (frozen.py): read once per pass, kept as long as the trigger.
+    status = FrozenJson(status) if isinstance(status, Mapping) else {}
     spec_body = body.get("spec")
     try:
         spec = parse_spec(spec_body if isinstance(spec_body, Mapping) else {})

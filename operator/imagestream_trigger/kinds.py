@@ -9,6 +9,7 @@ permissions checked at start-up) reads this table rather than keeping its own.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -112,10 +113,12 @@ def containers_of(kind: str, body: Mapping[str, Any]) -> tuple[Container, ...]:
         for index, entry in enumerate(entries if isinstance(entries, list) else []):
             entry = entry if isinstance(entry, Mapping) else {}
             name, image = entry.get("name"), entry.get("image")
+            # Interned: container names repeat across workloads, and an image is most often
+            # the reference of a stream tag (resolve.py interns those too): one copy each.
             found.append(
                 Container(
-                    name=name if isinstance(name, str) else "",
-                    image=image if isinstance(image, str) else "",
+                    name=sys.intern(str(name)) if isinstance(name, str) else "",
+                    image=sys.intern(str(image)) if isinstance(image, str) else "",
                     init=init,
                     index=index,
                 )

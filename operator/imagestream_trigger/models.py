@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from itertools import islice
@@ -307,7 +308,12 @@ class Source(_Model):
     def tag_ref(self, default_namespace: str) -> TagRef:
         """The followed tag; without ``namespace``, in the ImageTrigger's own namespace."""
         stream, _, tag = self.image_stream_tag.partition(":")
-        return TagRef(namespace=self.namespace or default_namespace, stream=stream, tag=tag)
+        # Interned, as index.py's records are: names shared by many are kept once.
+        return TagRef(
+            namespace=sys.intern(str(self.namespace or default_namespace)),
+            stream=sys.intern(str(stream)),
+            tag=sys.intern(str(tag)),
+        )
 
 
 class Target(_Model):

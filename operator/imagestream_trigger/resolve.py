@@ -16,6 +16,7 @@ which stores valid UTF-8) becomes U+FFFD, as the API server would have made it.
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -69,7 +70,7 @@ def resolve_all(
     for name in tags.status:
         image = tags.resolve(name) if name else None
         if image is not None:
-            resolved[name] = image
+            resolved[sys.intern(str(name))] = image
     return resolved
 
 
@@ -153,7 +154,8 @@ class _Tags:
             return None
         created = head.get("created")
         return ResolvedImage(
-            reference=reference,
+            # Interned: the workloads running this image hold the same string (kinds.py).
+            reference=sys.intern(str(reference)),
             image=image,
             created=_str(created) if isinstance(created, str) else None,
         )

@@ -54,7 +54,7 @@ from imagestream_trigger.report.metrics import Metrics
 from imagestream_trigger.report.reporter import Reporter
 from imagestream_trigger.resolve import TagRef
 from imagestream_trigger.settings import IMAGE_APISERVICE, Settings, Writing, native_mode
-from imagestream_trigger.watch import Watch, list_pages, scopes
+from imagestream_trigger.watch import Watch, list_each, scopes
 
 log = logging.getLogger(__name__)
 
@@ -233,8 +233,11 @@ async def prime(api: Api, settings: Settings, intake: Intake) -> dict[tuple[str,
     versions: dict[tuple[str, str], str] = {}
     for kind, resource in _listed():
         for namespace in scopes(settings.namespaces):
+            mine = _serves(settings, every_shard=kind == "ImageStream")
+            load = functools.partial(_load_served, intake, kind, mine)
             try:
-                items, version = await list_pages(api, resource, namespace, kind)
+                # Page by page: the listing is never held whole.
+                version = await list_each(api, resource, namespace, kind, load)
             except NotFoundError:
                 log.info(
                     "%s are not served here: nothing to follow there (restart the operator "
@@ -243,14 +246,17 @@ async def prime(api: Api, settings: Settings, intake: Intake) -> dict[tuple[str,
                 )
                 continue
             versions[(kind, namespace)] = version
-            mine = _serves(settings, every_shard=kind == "ImageStream")
-            for item in items:
-                meta = item.get("metadata") or {}
-                if mine(str(meta.get("namespace") or "")):
-                    intake.load(kind, item)
     sizes = ", ".join(f"{name}: {n}" for name, n in intake.indexes.sizes().items())
     log.info("indexed in %.1fs: %s", time.monotonic() - started, sizes)
     return versions
+
+
+def _load_served(
+    intake: Intake, kind: str, mine: Callable[[str], bool], item: Mapping[str, Any]
+) -> None:
+    meta = item.get("metadata") or {}
+    if mine(str(meta.get("namespace") or "")):
+        intake.load(kind, item)
 
 
 async def _resync_forever(controller: Controller, intake: Intake, every: float) -> None:

@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -527,7 +528,13 @@ def _check_entry(number: int, entry: _Entry, *, kind: str, base: str, ns: str) -
             f"{where} has from.name {_q(entry.name)}, which is not an ImageStreamTag; "
             f'{_ENTRY}. Write it as "stream:tag", for example "app:latest".',
         )
-    source = TagRef(namespace=entry.namespace or ns, stream=stream, tag=tag or "latest")
+    # Interned, as are the field path and the container name: workloads that follow one
+    # stream repeat them, and each record would otherwise hold copies of its own.
+    source = TagRef(
+        namespace=sys.intern(str(entry.namespace or ns)),
+        stream=sys.intern(str(stream)),
+        tag=sys.intern(str(tag or "latest")),
+    )
 
     if not entry.field_path.startswith(base):
         return _ignore(
@@ -542,7 +549,7 @@ def _check_entry(number: int, entry: _Entry, *, kind: str, base: str, ns: str) -
             source=source,
             container=parsed,
             paused=entry.paused,
-            field_path=entry.field_path,
+            field_path=sys.intern(str(entry.field_path)),
             watched=unwatched is None,
         )
         return trigger, unwatched, False
@@ -576,7 +583,7 @@ def _parse_selector(where: str, field_path: str, base: str) -> ContainerSelector
     # either was present; reproduced as is, so exactly the same selectors are honoured.
     name = selector.removeprefix(_NAME_PREFIX).removesuffix(_NAME_SUFFIX)
     if name != selector:
-        return ContainerSelector(init=init, index=None, name=name)
+        return ContainerSelector(init=init, index=None, name=sys.intern(str(name)))
     quoted = _SINGLE_QUOTED.fullmatch(selector)
     if quoted:
         fixed = field_path.replace(selector, f"{_NAME_PREFIX}{quoted['name']}{_NAME_SUFFIX}", 1)

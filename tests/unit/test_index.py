@@ -14,6 +14,7 @@ from imagestream_trigger.api import (
     TRIGGERS_ANNOTATION,
     TargetKind,
 )
+from imagestream_trigger.frozen import FrozenJson
 from imagestream_trigger.index import (
     BuildConfigIndex,
     Indexes,
@@ -28,6 +29,7 @@ from imagestream_trigger.index import (
     workload_info,
 )
 from imagestream_trigger.kinds import KINDS, Container
+from imagestream_trigger.report import status as status_model
 from imagestream_trigger.resolve import ResolvedImage, TagRef
 from imagestream_trigger.triggers import ContainerSelector, ProblemCode
 
@@ -965,3 +967,69 @@ def test_containers_of_a_pod_template_are_located_for_a_patch() -> None:
     assert [(c.init, c.index) for c in info.containers] == [(False, 0), (False, 1), (True, 0)]
     assert KINDS[kind].patch_base == "/spec/jobTemplate/spec/template/spec"
     assert Container("setup", "x", init=True, index=0).key == "init:setup"
+
+
+# -- memory: what the records share and how they keep a status -------------------------------
+
+
+def decoded(body: dict[str, Any]) -> dict[str, Any]:
+    """``body`` as it comes off the wire: every string an object of its own."""
+    result: dict[str, Any] = json.loads(json.dumps(body))
+    return result
+
+
+def test_records_from_separate_bodies_share_their_repeated_strings() -> None:
+    annotation = json.dumps([trigger_entry("Deployment")])
+    stream = stream_info(decoded(imagestream()))
+
+    def running_latest(name: str) -> dict[str, Any]:
+        body = workload("Deployment", name=name, annotation=annotation)
+        body["spec"]["template"]["spec"]["containers"][0]["image"] = f"quay.io/acme/app@{B}"
+        return decoded(body)
+
+    one, two = (
+        workload_info(TargetKind.Deployment, running_latest(name), native=True)
+        for name in ("one", "two")
+    )
+    for first, second in (
+        (one.ref.namespace, two.ref.namespace),
+        (one.ref.kind, two.ref.kind),
+        (one.ref.api_version, two.ref.api_version),
+        (one.containers[0].name, two.containers[0].name),
+        (one.triggers[0].field_path, two.triggers[0].field_path),
+        (one.triggers[0].source.tag, two.triggers[0].source.tag),
+        (next(iter(one.labels)), next(iter(two.labels))),
+        (one.ref.namespace, stream.namespace),
+        # The image a workload runs is the one the stream's tag resolves to: one string.
+        (one.containers[0].image, stream.tags["latest"].reference),
+    ):
+        assert first == second
+        assert first is second
+    # What is an object's own stays its own, and equal to what the body says.
+    assert (one.ref.name, two.ref.name) == ("one", "two")
+
+
+def test_a_stream_without_the_annotation_allows_no_other_namespace() -> None:
+    first, second = stream_info(imagestream()), stream_info(imagestream(name="other"))
+    assert first.allowed_namespaces == frozenset()
+    assert first.allowed_namespaces is second.allowed_namespaces  # one shared empty set
+    assert not first.allows("elsewhere")
+
+
+def test_trigger_status_is_kept_compact_and_reads_as_the_body_says() -> None:
+    status = {
+        "observedGeneration": 2,
+        "image": f"quay.io/acme/app@{A}",
+        "targets": [{"kind": "Deployment", "name": "w", "result": "Applied"}],
+        "history": [{"image": f"quay.io/acme/app@{A}", "time": CREATED, "updated": ["w"]}],
+    }
+    body = image_trigger({"source": {"imageStreamTag": "app:latest"}, "targets": []})
+    body["status"] = status
+    info = trigger_info(decoded(body))
+    assert isinstance(info.status, FrozenJson)
+    assert info.status == status
+    assert dict(info.status) == status
+    assert info.status.thaw() == status
+    assert info.status.thaw() is not info.status.thaw()  # a reader may change its copy
+    assert status_model.read(info.status) == status_model.read(status)
+    assert len(info.status.text) < len(json.dumps(status))

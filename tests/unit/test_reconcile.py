@@ -17,6 +17,7 @@ import pytest
 from imagestream_trigger.act.client import MERGE_PATCH, Api
 from imagestream_trigger.act.writer import Writer
 from imagestream_trigger.api import Reason, TargetKind
+from imagestream_trigger.frozen import FrozenJson
 from imagestream_trigger.index import Indexes, trigger_info
 from imagestream_trigger.intake import DELETED, IMAGETRIGGER, Intake, Key, Wake
 from imagestream_trigger.models import MAX_TARGETS
@@ -307,6 +308,19 @@ async def test_the_pass_after_a_change_writes_no_status(kind: str) -> None:
     assert rig.api.to(DEPLOYMENTS if kind == "Deployment" else INSTANTIATE)
     await rig.run(FOLLOW)
     assert len(rig.statuses()) == written
+
+
+async def test_the_status_written_last_is_kept_compact_and_read_afresh() -> None:
+    rig = Rig().load(imagestream(), workload(), image_trigger([WEB_TARGET]))
+    await rig.run(FOLLOW, MOVED)
+    [written] = rig.statuses()
+    kept = rig.reporter.statuses[("demo", "follow-app")]
+    assert isinstance(kept, FrozenJson)
+    first = rig.reporter.last_status("demo", "follow-app")
+    assert first == written
+    assert first is not None
+    first["image"] = "changed by a reader"
+    assert rig.reporter.last_status("demo", "follow-app") == written
 
 
 async def test_a_failed_status_write_comes_back() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import AsyncIterator
 from typing import Any, cast
 
@@ -12,7 +13,7 @@ from imagestream_trigger import watch as watch_module
 from imagestream_trigger.act.client import Api
 from imagestream_trigger.api import ApiResource
 from imagestream_trigger.errors import ApiError, GoneError
-from imagestream_trigger.watch import Watch, list_pages, scopes
+from imagestream_trigger.watch import Watch, list_each, list_pages, scopes
 
 DEPLOYMENTS = ApiResource("apps", "v1", "deployments")
 
@@ -126,6 +127,40 @@ async def test_list_pages_follows_continue_tokens_and_fills_in_the_kind() -> Non
     assert [i["metadata"]["name"] for i in items] == ["a", "b"]
     assert {(i["kind"], i["apiVersion"]) for i in items} == {("Deployment", "apps/v1")}
     assert api.lists == [{"limit": "500"}, {"limit": "500", "continue": "t1"}]
+
+
+class Page(dict[str, Any]):
+    """A LIST page that can be watched for its release (a plain dict cannot)."""
+
+
+async def test_list_each_hands_over_each_page_and_lets_it_go_before_the_next() -> None:
+    pages = [
+        Page({"metadata": {"continue": "t1"}, "items": [deployment("a", "1")]}),
+        Page({"metadata": {"continue": "t2"}, "items": [deployment("b", "2")]}),
+        Page({"metadata": {"resourceVersion": "9"}, "items": [deployment("c", "3")]}),
+    ]
+    alive = [weakref.ref(page) for page in pages]
+    api = ScriptedApi(pages, [])
+    del pages  # only the API holds them now, and gives each away once
+    held_at_fetch: list[list[bool]] = []
+    fetch = api.with_retries
+
+    async def with_retries(method: str, path: str, **kwargs: Any) -> Any:
+        held_at_fetch.append([r() is not None for r in alive])
+        return await fetch(method, path, **kwargs)
+
+    api.with_retries = with_retries  # type: ignore[method-assign]
+    seen: list[tuple[str, int]] = []
+
+    def each(item: dict[str, Any]) -> None:
+        seen.append((item["metadata"]["name"], len(api.lists)))
+
+    version = await list_each(cast(Api, api), DEPLOYMENTS, "demo", "Deployment", each)
+    assert version == "9"
+    # Each object is handed over before the next page is asked for...
+    assert seen == [("a", 1), ("b", 2), ("c", 3)]
+    # ...and no page is held while the next one is fetched: a listing is never held whole.
+    assert held_at_fetch == [[True, True, True], [False, True, True], [False, False, True]]
 
 
 @pytest.mark.parametrize(

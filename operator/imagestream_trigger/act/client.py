@@ -344,5 +344,6 @@ async def paged(
         page = page if isinstance(page, dict) else {}
         yield page
         token = (page.get("metadata") or {}).get("continue") or ""
+        del page  # the consumer is done with it: not alive while the next one is fetched
         if not token:
             return

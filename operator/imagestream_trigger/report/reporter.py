@@ -17,6 +17,7 @@ from typing import Any
 from imagestream_trigger.act.client import MERGE_PATCH, Api, api_path
 from imagestream_trigger.act.writer import Outcome, WriteResult
 from imagestream_trigger.api import GROUP, PLURAL, VERSION, Reason, TargetKind
+from imagestream_trigger.frozen import FrozenJson
 from imagestream_trigger.index import ObjectRef, StreamInfo, TriggerInfo, WorkloadInfo
 from imagestream_trigger.report.events import Events
 from imagestream_trigger.report.metrics import Metrics
@@ -48,8 +49,9 @@ class Reporter:
         self.events = events
         self.metrics = metrics
         # The status we last wrote per ImageTrigger: only we write it, so it is the
-        # newest, even before the watch brings it back.
-        self.statuses: dict[tuple[str, str], dict[str, Any]] = {}
+        # newest, even before the watch brings it back. As compact text (frozen.py):
+        # one per ImageTrigger, each with its history, kept as long as the operator runs.
+        self.statuses: dict[tuple[str, str], FrozenJson] = {}
         # Warnings already posted per object, so a Warning is an edge, not a drumbeat.
         self.warned: dict[tuple[str, ...], object] = {}
 
@@ -175,8 +177,10 @@ class Reporter:
 
     # -- ImageTriggers ---------------------------------------------------------------
 
-    def last_status(self, namespace: str, name: str) -> Mapping[str, Any] | None:
-        return self.statuses.get((namespace, name))
+    def last_status(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The status we last wrote, decoded afresh (the caller may change it)."""
+        found = self.statuses.get((namespace, name))
+        return found.thaw() if found is not None else None
 
     def count_invalid_spec(self, trigger: TriggerInfo, message: str) -> None:
         # The Warning Event comes with the Ready condition's transition (write_status).
@@ -221,7 +225,7 @@ class Reporter:
             gone = {bc: None for bc in previous["builds"] if bc not in status["builds"]}
             body["builds"] = {**gone, **status["builds"]}
         await self._patch_status(ref, body)
-        self.statuses[(ref.namespace, ref.name)] = status
+        self.statuses[(ref.namespace, ref.name)] = FrozenJson(status)
         # The transition's Event, once the status that shows it is written.
         if (
             ready["status"] == "False"
@@ -242,10 +246,10 @@ class Reporter:
         ref = trigger.ref
         entry = {"image": image, "requestedAt": at}
         await self._patch_status(ref, {"builds": {bc: {**entry, "build": None}}})
-        mine = dict(self.statuses.get((ref.namespace, ref.name)) or base)
+        mine = self.last_status(ref.namespace, ref.name) or dict(base)
         builds = mine.get("builds")
         mine["builds"] = {**(builds if isinstance(builds, Mapping) else {}), bc: entry}
-        self.statuses[(ref.namespace, ref.name)] = mine
+        self.statuses[(ref.namespace, ref.name)] = FrozenJson(mine)
 
     async def _patch_status(self, ref: ObjectRef, status: Mapping[str, Any]) -> None:
         path = api_path(GROUP, VERSION, PLURAL, ref.namespace, ref.name) + "/status"

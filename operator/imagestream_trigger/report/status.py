@@ -16,6 +16,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
+from imagestream_trigger.frozen import thawed
+
 
 class _Model(BaseModel):
     model_config = ConfigDict(
@@ -83,6 +85,7 @@ def read(body: Any) -> dict[str, Any]:
     records that keep builds to one per image).
 
     """
+    body = thawed(body)  # the index keeps it as text: decoded once here
     if not isinstance(body, Mapping):
         return {}
     kept: dict[str, Any] = {}
