@@ -103,6 +103,14 @@ def next_step(record: Record | None, identity: str, unchanged_since: float, now:
     return Step.Wait
 
 
+def _older(seen: Record, known: Record) -> bool:
+    """Whether ``seen`` is an earlier version of the Lease than ``known``. (Versions are
+    opaque to clients in general; kube-apiserver's are etcd revisions, which only grow:
+    anything else is never called older.)"""
+    a, b = seen.resource_version, known.resource_version
+    return a.isdigit() and b.isdigit() and int(a) < int(b)
+
+
 def micro_time(moment: dt.datetime | None = None) -> str:
     """A MicroTime, as the Lease's time fields are."""
     moment = moment or dt.datetime.now(dt.UTC)
@@ -314,6 +322,10 @@ class Elector:
         if not isinstance(body, Mapping):
             return
         record = Record.of(body)
+        if self.record is not None and _older(record, self.record):
+            # The watch can deliver an event from before our own write after that write's
+            # answer: it must not read as someone else holding the Lease.
+            return
         if not record.same_term(self.record):
             self._changed_at = self.clock()
         self.record = record

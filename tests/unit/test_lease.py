@@ -51,3 +51,26 @@ def test_timing_rules() -> None:
     assert Timing().problems() == []
     assert Timing(duration_s=5, renew_deadline_s=5).problems()
     assert Timing(retry_period_s=5).problems()
+
+
+def test_an_older_version_seen_late_does_not_end_a_term() -> None:
+    from typing import Any, cast
+
+    from imagestream_trigger.act.client import Api
+    from imagestream_trigger.lease import Elector
+
+    elector = Elector(cast(Api, None), "ops", "lease", ME)
+    ours = {"metadata": {"resourceVersion": "11"}, "spec": {"holderIdentity": ME}}
+    theirs_before: dict[str, Any] = {
+        "metadata": {"resourceVersion": "10"},
+        "spec": {"holderIdentity": OTHER},
+    }
+    elector._observe(ours)
+    elector._leading = True
+    elector._observe(theirs_before)  # delivered late by the watch
+    assert elector.record is not None
+    assert elector.record.holder == ME
+    assert elector._leading
+    elector._observe({"metadata": {"resourceVersion": "12"}, "spec": {"holderIdentity": OTHER}})
+    assert elector.record.holder == OTHER
+    assert not elector._leading
