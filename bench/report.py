@@ -7,7 +7,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from bench import shards
+from bench import memory, shards
 
 # Hand-written reading of the standard run (profiles, causes, what would close a gap).
 ANALYSIS = Path(__file__).resolve().parent / "analysis.md"
@@ -394,6 +394,7 @@ API cost, from the API server's audit log (the operator's ServiceAccount only):
 
 {failover_text(r)}
 {shards.text(r, raw.parent)}
+{memory.paragraph(r)}
 ## Goals missed in this run
 
 {notes(r)}

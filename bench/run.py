@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import profiler
+from bench import memory, profiler
 from bench.client import Client, DeploymentWatch, parallel
 from tests.controlplane import binaries, cluster, openshift
 from tests.controlplane.kube import Kube, create_namespace, install_crds
@@ -363,6 +363,7 @@ class Bench:
                 + sorted(cluster.OPERATOR_CRD_DIR.glob("*.yaml")),
             )
             client = Client(plane.url, plane.admin_token, str(plane.ca_file))
+            base = memory.measure_base(plane, kube)  # on the empty cluster: bench/memory.py
             t = time.monotonic()
             world = set_up(client, kube, self.streams, self.workloads)
             say(
@@ -388,6 +389,7 @@ class Bench:
                         stats["cpu_seconds"] / max(1, self.results["changes_total"]) * 1000
                     )
                     self.results["operator"] = stats
+                    self.results["memory"] = memory.section(base, stats, world)
                     self.check()
                 finally:
                     operator.stop()

@@ -187,10 +187,11 @@ def register(
         settings.posting.enabled = False
         settings.persistence.diffbase_storage = NoDiffBase()
         settings.watching.server_timeout = 300
-        # Memory: list large clusters in pages, and let a per-object worker (holding the
-        # object's last body) go soon after its event was handled.
+        # Memory: list large clusters in pages, and let a per-object worker go as soon as
+        # its event is handled: an idle worker holds its object's last body, and kopf's
+        # listing starts one per object (after 1 s, 5,000 ImageStreams held ~10 MB at start).
         settings.watching.chunk_size = 500
-        settings.queueing.idle_timeout = 1.0
+        settings.queueing.idle_timeout = 0.1
         # Back within seconds after an API outage, and never give up on a watch.
         settings.networking.error_backoffs = Backoffs()
         settings.watching.reconnect_backoff = 0.25

@@ -32,6 +32,17 @@ def test_quick_benchmark_converges_with_one_write_per_target(tmp_path: Path) -> 
     assert correctness["reads_per_change"] == 0
     assert correctness["idle_requests"] == 0
     assert len(results["single"]["samples_s"]) >= results["single"]["changes"]
+    # Memory: the base (the operator on the empty cluster) and the cost per watched object.
+    memory = results["memory"]
+    config = results["config"]
+    assert memory["objects"]["ImageStreams"] == config["streams"]
+    assert (
+        memory["objects"]["Deployments"] + memory["objects"]["BuildConfigs"]
+        == (config["workloads"])
+    )
+    assert memory["watched_objects"] == sum(memory["objects"].values())
+    assert memory["base_mb"] > 0
+    assert memory["peak_rss_mb"] == results["operator"]["peak_rss_mb"]
     assert list(tmp_path.glob("*-latency-cdf.png"))
     # A leader SIGKILLed, then another SIGTERMed, each in the middle of a burst.
     failover = results["failover"]
