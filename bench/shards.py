@@ -93,6 +93,31 @@ def empty_shard(namespaces: set[str]) -> Shard:
     raise AssertionError("every shard of up to 1000 serves a namespace")  # 10 namespaces
 
 
+ACTIVITY = (
+    "imagestream_trigger_api_requests_total",
+    "imagestream_trigger_imagestream_events_total",
+    "imagestream_trigger_reconcile_duration_seconds_count",
+)
+
+
+def settle(process: OperatorProcess, quiet: float = 2.0, timeout: float = 1800) -> None:
+    """Until the process has sent no request, handled no ImageStream event and finished no
+    reconcile for ``quiet`` seconds, with nothing queued. OperatorProcess.settle looks at
+    the first two only: a full pass over keys that are all in sync sends nothing, and at
+    the large size the start-up pass runs for a minute."""
+    deadline = time.monotonic() + timeout
+    last, since = -1.0, time.monotonic()
+    while time.monotonic() < deadline:
+        metrics = process.metrics()
+        activity = sum(v for k, v in metrics.items() if k.startswith(ACTIVITY))
+        if activity != last or metrics.get("imagestream_trigger_queue_depth", 0) > 0:
+            last, since = activity, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"{process.namespace} did not become idle in {timeout:.0f}s")
+
+
 @dataclass
 class Shards:
     client: Client
@@ -216,14 +241,18 @@ class Shards:
         try:
             process.wait_ready(timeout=600)
             ready = time.perf_counter() - launched
-            process.settle(quiet=2.0, timeout=600)
             assert process.process is not None
+            primed = proc_stats(process.process.popen.pid)
+            settle(process)
             stats = proc_stats(process.process.popen.pid)
         finally:
             process.stop()
         seconds, sizes = indexed(process.output())
         return {
             "ready_s": ready,
+            "primed_rss_mb": primed["rss_mb"],
+            "primed_cpu_s": primed["cpu_seconds"],
+            "startup_cpu_s": stats["cpu_seconds"],
             "indexed_s": seconds,
             "indexed": sizes,
             "peak_rss_mb": stats["peak_rss_mb"],
@@ -243,9 +272,11 @@ class Shards:
             for process, f in zip(processes, figures, strict=True):
                 process.wait_ready(timeout=600)
                 f["ready_s"] = time.perf_counter() - launched
+                # Primed: the indexes are full; the start-up pass over every key follows.
+                f |= self.stats(process, "primed")
             for process, f in zip(processes, figures, strict=True):
                 # The start-up pass (every key, all in sync) is over before the burst.
-                process.settle(quiet=2.0, timeout=600)
+                settle(process)
                 f |= self.stats(process, "startup")
             started = time.perf_counter()
             moves = [partial(do_import, self.client, ns, s) for ns, s in streams]
@@ -258,7 +289,7 @@ class Shards:
             seen = self.watch.wait_for(wanted, timeout=600)
             deployments_done = max(seen.values(), default=started) - started
             for process in processes:
-                process.settle(quiet=2.0, timeout=600)
+                settle(process)
             for process, f in zip(processes, figures, strict=True):
                 after = self.stats(process, "end")
                 f["burst_cpu_s"] = after["end_cpu_s"] - f["startup_cpu_s"]
@@ -475,21 +506,31 @@ def table(s: dict[str, Any]) -> str:
         seconds = p.get("indexed_s")
         return f"{p['ready_s']:.1f} s" + ("" if seconds is None else f" ({seconds:.1f} s)")
 
+    def startup(p: dict[str, Any]) -> str:
+        cpu = p.get("startup_cpu_s")
+        return "—" if cpu is None else f"{cpu:.1f} s"
+
+    def primed(p: dict[str, Any]) -> str:
+        rss = p.get("primed_rss_mb")
+        return "—" if rss is None else f"{rss:.0f} MB"
+
     lines = [
         "| process | indexed: ImageStreams / workloads / BuildConfigs / ImageTriggers "
-        "| share: objects / burst targets | ready (indexing) | peak RSS | burst CPU |",
-        "|---|---|---|---|---|---|",
+        "| share: objects / burst targets | ready (indexing) | start-up CPU | RSS when ready "
+        "| peak RSS | burst CPU |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     if "base" in s:
         base, shared, single = s["base"], s["shared"], s["single"]
         lines += [
             f"| nothing indexed (one empty namespace) | {indexed_(base)} | — | {ready(base)} "
-            f"| {base['peak_rss_mb']:.0f} MB | — |",
+            f"| {startup(base)} | {primed(base)} | {base['peak_rss_mb']:.0f} MB | — |",
             f"| the shared part: shard {shared['shard']}, none of the world's namespaces "
             f"| {indexed_(shared)} | 0 / 0 | {ready(shared)} "
-            f"| {shared['peak_rss_mb']:.0f} MB | — |",
+            f"| {startup(shared)} | {primed(shared)} | {shared['peak_rss_mb']:.0f} MB | — |",
             f"| 1 process | {indexed_(single)} | 1 / 1 | {ready(single)} "
-            f"| {single['peak_rss_mb']:.0f} MB | {single['burst_cpu_s']:.2f} s |",
+            f"| {startup(single)} | {primed(single)} | {single['peak_rss_mb']:.0f} MB "
+            f"| {single['burst_cpu_s']:.2f} s |",
         ]
     for p in s["shard"]:
         namespaces = _each(s["namespaces"][p["shard"]])
@@ -501,7 +542,8 @@ def table(s: dict[str, Any]) -> str:
             cpu += f" ({p['cpu_fraction']:.2f} x)"
         lines.append(
             f"| shard {p['shard']} ({namespaces}) | {indexed_(p)} | {share} / "
-            f"{p['burst_share']:.2f} | {ready(p)} | {rss} | {cpu} |"
+            f"{p['burst_share']:.2f} | {ready(p)} | {startup(p)} | {primed(p)} | {rss} "
+            f"| {cpu} |"
         )
     return "\n".join(lines)
 
@@ -530,24 +572,25 @@ def text(r: dict[str, Any], results: Path) -> str:
         f"**CPU.** For half the burst's targets each shard spent "
         f"{_all(shards, 'cpu_fraction', '{:.2f}')} of the single process's CPU "
         f"({_all(shards, 'burst_cpu_s', '{:.2f} s')} against "
-        f"{single['burst_cpu_s']:.2f} s). The rest of it is what every shard does for every "
-        "namespace: its watches are cluster-wide (the API server cannot select namespaces by "
-        "a hash of their names) and filtered in the process, so each shard receives and "
-        "decodes every ImageStream event and every workload event, the other shard's writes "
-        f"included: together the shards spent {sum(p['burst_cpu_s'] for p in shards):.2f} s. "
-        "The burst took "
+        f"{single['burst_cpu_s']:.2f} s). What is above its share is what every shard "
+        "does for every namespace: its watches are cluster-wide (the API server cannot "
+        "select namespaces by a hash of their names) and filtered in the process, so each "
+        "shard receives and decodes every ImageStream event and every workload event, the "
+        "other shard's writes included: together the shards spent "
+        f"{sum(p['burst_cpu_s'] for p in shards):.2f} s. The burst took "
         f"{shards[0]['burst_deployments_s']:.2f} s on two shards against "
         f"{single['burst_deployments_s']:.2f} s on one process: on this 2-core machine the "
         "shards share the cores with the API server, etcd and each other, so more processes "
         "bring no more cores; on a cluster each shard is a pod of its own."
+        + startup_sentence(single, shared, shards)
     )
     memory = (
         f"**Memory.** A process that indexes nothing peaks at {base['peak_rss_mb']:.0f} MB; "
         "one that indexes every ImageStream and nothing else (a shard no namespace of the world "
         f"hashes to) at {shared['peak_rss_mb']:.0f} MB; the single process at "
         f"{single['peak_rss_mb']:.0f} MB. The middle one is the shared part every shard holds "
-        "whatever its share: the base, every ImageStream, and what passing every namespace's "
-        "objects through costs (the start-up listing and the watches are cluster-wide). So the "
+        "whatever its share: the base, every ImageStream, and what handling every namespace's "
+        "objects costs (the listings and the watches are cluster-wide, kopf's too). So the "
         "total does not halve: each shard peaked at "
         f"{_all(shards, 'peak_rss_mb', '{:.0f} MB')}: "
         f"{_all(shards, 'rss_above_base_fraction', '{:.2f}')} of the single "
@@ -556,6 +599,7 @@ def text(r: dict[str, Any], results: Path) -> str:
         f"{_all(shards, 'object_share', '{:.2f}')} of the objects other than "
         "ImageStreams. To size a shard: the shared part, plus its share of the rest (for the "
         "single process, the rest is its peak less the shared part)."
+        + primed_sentence(single, shards)
     )
     correct = (
         f"**Correctness.** {s['not_converged']} targets not converged and "
@@ -581,6 +625,32 @@ def text(r: dict[str, Any], results: Path) -> str:
     if large is not None and r["config"]["size"] != "large":
         parts.append(large_text(*large))
     return "\n\n".join(parts) + "\n"
+
+
+def startup_sentence(
+    single: dict[str, Any], shared: dict[str, Any], shards: list[dict[str, Any]]
+) -> str:
+    if "startup_cpu_s" not in single:  # results from before it was recorded
+        return ""
+    alone = shared.get("startup_cpu_s")
+    return (
+        " Start-up is another matter: from launch until idle (the listings, kopf's own "
+        "listing of ImageStreams and ImageTriggers, and the pass over every key) each shard "
+        f"spent {_all(shards, 'startup_cpu_s', '{:.1f} s')} of CPU against "
+        f"{single['startup_cpu_s']:.1f} s for the single process"
+        + ("" if alone is None else f", and the shared-part process, with no key, {alone:.1f} s")
+        + "."
+    )
+
+
+def primed_sentence(single: dict[str, Any], shards: list[dict[str, Any]]) -> str:
+    if "primed_rss_mb" not in single:  # results from before it was recorded
+        return ""
+    return (
+        " When ready (the indexes primed, before the start-up pass over every key and the "
+        f"burst) the single process held {single['primed_rss_mb']:.0f} MB, the shards "
+        f"{_all(shards, 'primed_rss_mb', '{:.0f} MB')}."
+    )
 
 
 def beyond(p: dict[str, Any]) -> str:
