@@ -130,7 +130,9 @@ class Sweeper:
                 present.add((namespace, str(meta.get("name") or "")))
 
         try:
-            await list_each(self.api, resource, "", kind, listed)
+            # Names are all a sweep needs: metadata only, not every ImageStream's
+            # tag history again (at start-up this LIST follows our own full one).
+            await list_each(self.api, resource, "", kind, listed, metadata_only=True)
         except ApiError as error:  # the next relist schedules another sweep
             log.warning("could not list %s to find deletions: %s", resource.plural, error)
             return

@@ -287,6 +287,8 @@ class FakeApi:
     rules: list[tuple[str, str, list[Answer]]] = field(default_factory=list)
     # Shared with other recorders (a ledger, say) to check the order of effects.
     log: list[tuple[str, ...]] = field(default_factory=list)
+    # The Accept header of each call, in order (a metadata-only LIST asks for less).
+    accepts: list[str] = field(default_factory=list)
 
     def on(self, method: str, path_suffix: str, *answers: Answer) -> FakeApi:
         self.rules.append((method, path_suffix, list(answers)))
@@ -330,8 +332,10 @@ class FakeApi:
         resource: str,
         request_timeout: float = 30.0,
         impersonate: ServiceAccount | None = None,
+        accept: str = "application/json",
     ) -> Any:
         assert resource, "every request names its resource, for the metrics"
+        self.accepts.append(accept)
         return await self._answer(
             Call(
                 "request",
@@ -356,9 +360,11 @@ class FakeApi:
         params: Mapping[str, str] | None = None,
         resource: str,
         impersonate: ServiceAccount | None = None,
+        accept: str = "application/json",
     ) -> Any:
         assert method != "POST", "a POST is not idempotent: never retry it blindly"
         assert resource
+        self.accepts.append(accept)
         return await self._answer(
             Call(
                 "with_retries",

@@ -7,7 +7,7 @@ from typing import Any, cast
 
 from kubernetes.aio import client as k8s
 
-from imagestream_trigger.act.client import Api
+from imagestream_trigger.act.client import METADATA_ONLY, Api
 from imagestream_trigger.api import IMAGESTREAM_RESOURCE, IMAGETRIGGER_RESOURCE
 from imagestream_trigger.handlers import Sweeper, connection_info
 from imagestream_trigger.index import Indexes
@@ -50,6 +50,8 @@ async def test_a_relist_sweep_drops_what_the_list_lacks_and_wakes_its_followers(
             break
         await asyncio.sleep(0.01)
     assert len(api.calls) == 1
+    # Names are all it needs: it asks for the objects' metadata only.
+    assert api.accepts == [METADATA_ONLY]
     assert intake.indexes.streams.get("demo", "gone") is None
     assert intake.indexes.streams.get("demo", "app") is not None
     # The trigger follows "app", still there: deleting "gone" wakes nobody.

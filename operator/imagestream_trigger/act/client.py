@@ -45,6 +45,11 @@ from imagestream_trigger.identity import ServiceAccount
 
 log = logging.getLogger(__name__)
 
+JSON = "application/json"
+# A LIST answered with each object's metadata only (PartialObjectMetadataList), or
+# with whole objects by a server that cannot: for finding what exists, whatever the
+# size of the objects (an ImageStream's tag history, a workload's pod template).
+METADATA_ONLY = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
 JSON_PATCH = "application/json-patch+json"
 MERGE_PATCH = "application/merge-patch+json"
 # Worth another try: the server or the network, not the request, was the problem.
@@ -176,9 +181,12 @@ class Api:
         return self._session
 
     def _headers(
-        self, content_type: str | None, impersonate: ServiceAccount | None = None
+        self,
+        content_type: str | None,
+        impersonate: ServiceAccount | None = None,
+        accept: str = JSON,
     ) -> dict[str, str]:
-        headers = {"Accept": "application/json"}
+        headers = {"Accept": accept}
         token = self._bearer()
         if token:
             headers["Authorization"] = f"Bearer {token}"
@@ -204,10 +212,12 @@ class Api:
         request_timeout: float = 30.0,
         gated: bool = True,
         impersonate: ServiceAccount | None = None,
+        accept: str = JSON,
     ) -> Any:
         """One HTTP request; returns the decoded JSON, raises an ``ApiError`` on >= 400.
 
         ``impersonate``: sent as that ServiceAccount (the API server authorizes it as such).
+        ``accept``: e.g. ``METADATA_ONLY`` for a listing of names and metadata only.
         A write (any method but GET) is refused with ``NotLeaderError`` unless the
         write gate is open, and given no longer than the gate stays open; ``gated``
         False is for the Lease itself and for reads sent as POST (access reviews).
@@ -225,7 +235,9 @@ class Api:
                 self.server + path,
                 data=data,
                 params=params,
-                headers=self._headers(content_type if data is not None else None, impersonate),
+                headers=self._headers(
+                    content_type if data is not None else None, impersonate, accept
+                ),
                 timeout=aiohttp.ClientTimeout(total=request_timeout),
                 server_hostname=self._server_hostname,
             ) as response:
@@ -331,6 +343,7 @@ async def paged(
     params: Mapping[str, str] | None = None,
     limit: int = 500,
     impersonate: ServiceAccount | None = None,
+    accept: str = JSON,
 ) -> AsyncIterator[dict[str, Any]]:
     """A LIST, page by page (following ``continue``); each page retried briefly."""
     token = ""
@@ -339,7 +352,7 @@ async def paged(
         if token:
             query["continue"] = token
         page = await api.with_retries(
-            "GET", path, params=query, resource=resource, impersonate=impersonate
+            "GET", path, params=query, resource=resource, impersonate=impersonate, accept=accept
         )
         page = page if isinstance(page, dict) else {}
         yield page
