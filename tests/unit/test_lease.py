@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from imagestream_trigger.lease import Record, Step, Timing, next_step
+from imagestream_trigger.lease import Record, Step, Timing, _how, next_step
 
 ME, OTHER = "pod-a", "pod-b"
 
@@ -26,6 +26,22 @@ def held(by: str, duration: float = 8.0, renewed: str = "t1") -> Record:
 )
 def test_next_step(record: Record | None, since: float, now: float, step: Step) -> None:
     assert next_step(record, ME, since, now) is step
+
+
+@pytest.mark.parametrize(
+    ("step", "record", "how"),
+    [
+        (Step.Create, None, "it did not exist"),
+        (Step.Renew, held(ME), "it was already ours"),
+        (Step.Take, held(""), "it had been released"),
+        (Step.Take, held(OTHER, duration=3), "pod-b had not renewed it for 3s"),
+    ],
+)
+def test_the_log_says_how_the_lease_became_ours(
+    step: Step, record: Record | None, how: str
+) -> None:
+    # The replica tests read it to tell a handover after a release from one after expiry.
+    assert _how(step, record) == how
 
 
 def test_a_record_reads_a_lease_and_tells_terms_apart() -> None:
