@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from imagestream_trigger.api import Reason
+from imagestream_trigger.api import Reason, RolloutState
 
 HISTORY_LIMIT: Final = 10
 # Reasons that retrying cannot cure: a person has to change something.
@@ -40,6 +40,9 @@ class TargetResult:
     image: str = ""  # the image the target runs (or was built from) after this pass
     containers: tuple[str, ...] = ()
     changed: bool = False  # a write was made (or a build started) in this pass
+    # With spec.rollout: where the rollout of the image written stands, and why (gate.py).
+    rollout: RolloutState | None = None
+    rollout_message: str = ""
 
     @property
     def key(self) -> str:
@@ -53,6 +56,10 @@ class TargetResult:
             entry["image"] = self.image
         if self.containers:
             entry["containers"] = list(self.containers)
+        if self.rollout is not None:
+            entry["rollout"] = str(self.rollout)
+            if self.rollout_message:
+                entry["rolloutMessage"] = self.rollout_message
         return entry
 
 
