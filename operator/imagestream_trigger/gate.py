@@ -198,6 +198,8 @@ class Revert:
 
     workload: WorkloadInfo
     patch: tuple[dict[str, Any], ...]
+    # (container key, the image we wrote, the image set back), for the writer's overlay.
+    back: tuple[tuple[str, str, str], ...]
     then: TargetRollout
     event: Event
 
@@ -444,6 +446,7 @@ def _revert(
     return Revert(
         workload,
         tuple(patch),
+        tuple((c.key, e.image, e.previous) for c, e in back),
         TargetRollout(
             RolloutState.Reverted,
             f"reverted {what}: the rollout of {image} failed: {verdict.message}",

@@ -92,7 +92,8 @@ class WorkloadInfo:
     has_annotations: bool = field(default=False, compare=False)
     last_applied: str | None = field(default=None, compare=False)
     # How its rollout stands (rollout.py), for ImageTriggers with spec.rollout; None for a
-    # kind with no rollout. Not compared: status changes are not news to the planner.
+    # kind with no rollout, and for a workload we never wrote (nothing of ours to follow).
+    # Not compared: status changes are not news to the planner.
     health: Health | None = field(default=None, compare=False)
 
     @property
@@ -225,7 +226,10 @@ def workload_info(kind: TargetKind, body: Mapping[str, Any], *, native: bool) ->
         problems=problems,
         has_annotations=has_annotations,
         last_applied=last_applied if isinstance(last_applied, str) else None,
-        health=reader(body) if (reader := KINDS[kind].health) is not None else None,
+        # Only the rollouts we may follow: those of workloads we wrote (they carry our record).
+        health=reader(body)
+        if isinstance(last_applied, str) and (reader := KINDS[kind].health) is not None
+        else None,
     )
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from imagestream_trigger.api import RolloutState, TargetKind
+from imagestream_trigger.api import LAST_APPLIED_ANNOTATION, RolloutState, TargetKind
 from imagestream_trigger.index import workload_info
 from imagestream_trigger.kinds import KINDS, WORKLOAD_KINDS
 from imagestream_trigger.rollout import (
@@ -152,15 +152,23 @@ def test_the_kind_table_names_a_health_reader_for_each_kind_with_a_rollout() -> 
     assert KINDS[TargetKind.BuildConfig].health is None
 
 
+def ours(body: dict[str, Any]) -> dict[str, Any]:
+    """``body`` with a last-applied record of ours (what makes its rollout worth keeping)."""
+    body["metadata"]["annotations"] = {LAST_APPLIED_ANNOTATION: '{"web":{"image":"x"}}'}
+    return body
+
+
 def test_the_index_keeps_the_health_record_and_it_is_no_news() -> None:
-    info = workload_info(TargetKind.Deployment, deployment(updated=1), native=False)
+    info = workload_info(TargetKind.Deployment, ours(deployment(updated=1)), native=False)
     assert info.health == Health(
         generation=5, observed=5, desired=3, updated=1, available=3, total=3
     )
-    other = workload_info(TargetKind.Deployment, deployment(updated=3), native=False)
+    other = workload_info(TargetKind.Deployment, ours(deployment(updated=3)), native=False)
     assert info == other  # a status change alone is not a change the planner acts on
-    cron = {**deployment(), "kind": "CronJob", "spec": {"jobTemplate": {}}}
+    cron = {**ours(deployment()), "kind": "CronJob", "spec": {"jobTemplate": {}}}
     assert workload_info(TargetKind.CronJob, cron, native=False).health is None
+    # A workload we never wrote: no rollout of ours to follow, nothing kept.
+    assert workload_info(TargetKind.Deployment, deployment(), native=False).health is None
 
 
 # -- Deployments -----------------------------------------------------------------------------

@@ -128,9 +128,15 @@ def trigger_status(
     image: str,
     results: Sequence[TargetResult],
     suspended: bool,
+    rollout_failed: str | None = None,
 ) -> dict[str, Any]:
-    """The full new ``status`` of an ImageTrigger."""
+    """The full new ``status`` of an ImageTrigger.
+
+    ``rollout_failed``: why the source's image failed its rollout (gate.py): Ready is then
+    False with reason RolloutFailed, unless the trigger is blocked or suspended."""
     ready, reason, message = summarize(blocked, blocked_message, results, suspended=suspended)
+    if rollout_failed is not None and blocked is None and not suspended:
+        ready, reason, message = False, Reason.RolloutFailed, rollout_failed
     old = {c.get("type"): c for c in previous.get("conditions") or []}
     conditions = [
         _condition(
