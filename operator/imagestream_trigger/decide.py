@@ -348,7 +348,7 @@ def _previous_record(annotations: Mapping[str, str] | None) -> dict[str, Any]:
         return {}
     try:
         previous = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested deeper than Python decodes
         return {}
     return dict(previous) if isinstance(previous, dict) else {}
 

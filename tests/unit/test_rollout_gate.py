@@ -9,6 +9,7 @@ real JSON Patch implementation, and the next pass reads the result.
 from __future__ import annotations
 
 import json
+import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -37,6 +38,7 @@ from imagestream_trigger.index import WorkloadInfo, workload_info
 from imagestream_trigger.models import Rollout
 from imagestream_trigger.resolve import TagRef
 from imagestream_trigger.rollout import PROGRESS_DEADLINE_EXCEEDED, ROLLOUT_TIMEOUT
+from tests.fuzz.inputs import json_values
 
 A = "sha256:" + "a" * 64
 B = "sha256:" + "b" * 64
@@ -454,3 +456,33 @@ def test_times_are_read_and_written_as_rfc3339() -> None:
     assert parse_time("2025-01-10T12:00:03") == WRITTEN  # no zone: UTC
     assert parse_time("yesterday") is None
     assert rfc3339(WRITTEN) == "2025-01-10T12:00:03Z"
+
+
+# -- odd input ------------------------------------------------------------------------------
+
+
+CASES = 300
+
+
+@pytest.mark.parametrize("seed", [20_251_130])
+def test_the_gate_is_total_on_any_status_record_and_retry(seed: int) -> None:
+    rng = random.Random(seed)
+    values = list(json_values(rng, CASES))
+    for number, value in enumerate(values):
+        where = f"case {number} (seed {seed})"
+        raw = body(status=value if isinstance(value, dict) else complete())
+        try:
+            text = json.dumps({"web": value} if number % 2 else value)
+        except RecursionError:  # a thousand levels: written by hand, as someone might
+            text = "[" * 100_000
+        raw["metadata"]["annotations"][LAST_APPLIED_ANNOTATION] = text
+        previous = {"targets": value, "quarantine": value} if number % 3 else {"targets": [value]}
+        retry = value if isinstance(value, str) else None
+        for now in (SOON, LATE):
+            result = follow(raw, previous=previous, now=now, retry=retry)
+            for state in result.targets.values():
+                assert state.state in RolloutState, where
+                state.message.encode("utf-8")
+            for entry in result.quarantine:
+                assert entry.image, where
+            assert len(result.quarantine) <= QUARANTINE_LIMIT, where

@@ -186,6 +186,10 @@ def test_a_record_that_says_nothing_usable_reads_as_empty(raw: str | None) -> No
     assert applied_record(None) == {}
 
 
+def test_a_record_nested_deeper_than_python_decodes_reads_as_empty() -> None:
+    assert applied_record({LAST_APPLIED_ANNOTATION: "[" * 100_000}) == {}
+
+
 def test_odd_fields_of_an_entry_read_as_empty() -> None:
     raw = json.dumps({"web": {"image": BAD, "previous": 7, "time": None, "reverted": ["x"]}})
     assert applied_record({LAST_APPLIED_ANNOTATION: raw}) == {"web": Applied(BAD)}

@@ -150,7 +150,7 @@ async def test_a_rollout_in_progress_is_reported_and_looked_at_again_by_its_dead
     result = await rig.run()
     assert result.retry is None
     assert result.after is not None
-    assert 100 < result.after <= 120
+    assert 0 < result.after <= 120  # the deadline: 2m after the write
     (target,) = rig.status()["targets"]
     assert target["rollout"] == "Progressing"
     assert target["rolloutMessage"].startswith("1 of 2 replicas updated, 1 available")
