@@ -445,8 +445,8 @@ def _quarantine(
     spec: ImageTriggerSpec | None, gate: RolloutPass | None, base: Mapping[str, Any]
 ) -> list[dict[str, Any]]:
     """status.quarantine: as the gate left it; kept as it was while the trigger cannot
-    follow (blocked as a whole); dropped with spec.rollout."""
-    if spec is None or spec.rollout is None:
+    follow (blocked as a whole, or a spec that cannot be read); dropped with spec.rollout."""
+    if spec is not None and spec.rollout is None:
         return []
     if gate is not None:
         return [q.as_status() for q in gate.quarantine]

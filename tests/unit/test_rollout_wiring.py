@@ -305,3 +305,25 @@ async def test_a_pass_with_a_deadline_comes_back_by_itself() -> None:
 def test_the_operator_asks_for_patch_on_imagetriggers() -> None:
     wanted = required_permissions(Settings())
     assert Permission("patch", IMAGETRIGGER_RESOURCE.group, "imagetriggers") in wanted
+
+
+async def test_the_quarantine_outlives_a_pass_that_cannot_follow_and_goes_with_spec_rollout() -> (
+    None
+):
+    bad = Quarantine(NEW, NOW, "RolloutTimeout", "m", ("Deployment/web",))
+    blocked = guarded(quarantine=[bad])
+    blocked["spec"]["source"]["imageStreamTag"] = "missing:latest"  # SourceNotFound
+    rig = Rig().load(imagestream(), written(at=LONG_AGO), blocked)
+    await rig.run()
+    assert rig.status()["conditions"][0]["reason"] == "SourceNotFound"
+    assert [q["image"] for q in rig.status()["quarantine"]] == [NEW]
+    invalid = guarded(quarantine=[bad])
+    invalid["spec"]["rollout"] = {"timeout": "1d"}  # InvalidSpec
+    rig = Rig().load(imagestream(), written(at=LONG_AGO), invalid)
+    await rig.run()
+    assert rig.status()["conditions"][0]["reason"] == "InvalidSpec"
+    assert [q["image"] for q in rig.status()["quarantine"]] == [NEW]
+    dropped = image_trigger([WEB_TARGET], status={"quarantine": [bad.as_status()]})
+    rig = Rig().load(imagestream(), written(at=LONG_AGO), dropped)
+    await rig.run()
+    assert rig.status().get("quarantine") is None
