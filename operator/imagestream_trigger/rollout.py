@@ -17,7 +17,9 @@ The rules, as ``kubectl rollout status`` reads the same fields:
 - Deployment: ``updatedReplicas`` == ``spec.replicas`` (default 1), ``availableReplicas`` >=
   ``spec.replicas`` and ``status.replicas`` == ``updatedReplicas`` (no old pod left); the
   condition Progressing=False with reason ProgressDeadlineExceeded fails it at once; while
-  ``spec.paused`` nothing rolls, so it is not judged (and not timed out);
+  ``spec.paused`` nothing rolls, so it is not judged (and not timed out), and once resumed
+  the timeout counts from the resumption (when Progressing turned True again: it stays
+  True through an ordinary rollout, so only a pause or a failure moves it);
 - StatefulSet: ``updatedReplicas`` >= ``spec.replicas`` minus the rolling update's
   ``partition``, ``readyReplicas`` >= ``spec.replicas``, and without a partition
   ``currentRevision`` == ``updateRevision``; with ``updateStrategy: OnDelete`` pods take
@@ -26,14 +28,14 @@ The rules, as ``kubectl rollout status`` reads the same fields:
 - DaemonSet: ``updatedNumberScheduled`` and ``numberAvailable`` reach
   ``desiredNumberScheduled``; OnDelete as for StatefulSets;
 - no pods wanted (``spec.replicas: 0``, a DaemonSet matching no node): healthy once seen;
-- not healthy ``timeout`` after the write: failed.
+- not healthy ``timeout`` after the write (or the resumption): failed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from imagestream_trigger.api import RolloutState, TargetKind
@@ -59,6 +61,10 @@ class Health:
     partition: int = 0
     revisions_match: bool = True  # a StatefulSet's currentRevision == updateRevision
     paused: bool = False  # a Deployment's spec.paused
+    # When a Deployment's Progressing condition last turned True (epoch seconds, 0: never
+    # seen): after a pause it turns Unknown, and True again once resumed, so the rollout's
+    # clock starts again then.
+    resumed_at: int = 0
     on_delete: bool = False  # updateStrategy OnDelete: pods change only when deleted
     failure: str = ""  # a reason the controller gave up with ("" if none), interned
 
@@ -89,6 +95,19 @@ def _parts(body: Mapping[str, Any]) -> tuple[Mapping[str, Any], Mapping[str, Any
     )
 
 
+def _epoch(value: Any) -> int:
+    """An RFC 3339 time ("2025-01-10T12:00:03Z") as epoch seconds; 0 if it is none."""
+    if not isinstance(value, str):
+        return 0
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return 0
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp())
+
+
 def _on_delete(spec: Mapping[str, Any]) -> bool:
     return _map(spec.get("updateStrategy")).get("type") == "OnDelete"
 
@@ -96,16 +115,19 @@ def _on_delete(spec: Mapping[str, Any]) -> bool:
 def deployment_health(body: Mapping[str, Any]) -> Health:
     """A Deployment's record. Total: any JSON reads as some record."""
     spec, status, generation = _parts(body)
-    failure = ""
+    failure, resumed_at = "", 0
     conditions = status.get("conditions")
     for condition in conditions if isinstance(conditions, list) else ():
         condition = _map(condition)
+        if condition.get("type") != "Progressing":
+            continue
         if (
-            condition.get("type") == "Progressing"
-            and condition.get("status") == "False"
+            condition.get("status") == "False"
             and condition.get("reason") == PROGRESS_DEADLINE_EXCEEDED
         ):
             failure = PROGRESS_DEADLINE_EXCEEDED
+        elif condition.get("status") == "True":
+            resumed_at = _epoch(condition.get("lastTransitionTime"))
     return Health(
         generation=generation,
         observed=_int(status.get("observedGeneration")),
@@ -114,6 +136,7 @@ def deployment_health(body: Mapping[str, Any]) -> Health:
         available=_int(status.get("availableReplicas")),
         total=_int(status.get("replicas")),
         paused=spec.get("paused") is True,
+        resumed_at=resumed_at,
         failure=failure,
     )
 
@@ -198,6 +221,11 @@ def judge(
     Total and pure: the same arguments give the same verdict, whatever the numbers hold.
     """
     noun = kind if kind in _UNITS else "workload"
+    written = written_at
+    if written_at is not None and health.resumed_at:
+        # Resumed after a pause that began before the write: counted from the resumption.
+        resumed = datetime.fromtimestamp(health.resumed_at, UTC)
+        written_at = max(written_at, resumed)
     deadline = written_at + timeout if written_at is not None else None
     within = (
         f"; waiting up to {format_duration(timeout.total_seconds())} since {clock(written_at)}"
@@ -209,10 +237,11 @@ def judge(
         if deadline is None or now < deadline:
             return None
         assert written_at is not None
+        since = "written" if written_at == written else "resumed"
         return Verdict(
             RolloutState.Failed,
             f"not healthy {format_duration(timeout.total_seconds())} after the image was "
-            f"written at {clock(written_at)}: {what}",
+            f"{since} at {clock(written_at)}: {what}",
             reason=ROLLOUT_TIMEOUT,
         )
 

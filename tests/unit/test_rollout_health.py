@@ -273,6 +273,45 @@ def test_a_paused_deployment_is_not_timed_out() -> None:
     assert verdict.recheck_at is None
 
 
+def progressing(status: str, reason: str, since: datetime) -> dict[str, Any]:
+    return {
+        "type": "Progressing",
+        "status": status,
+        "reason": reason,
+        "lastTransitionTime": since.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "lastUpdateTime": since.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+
+
+def test_after_a_pause_the_timeout_counts_from_the_resumption() -> None:
+    resumed = WRITTEN + timedelta(hours=2)
+    # Resumed: the controller turns Progressing True again (ReplicaSetUpdated).
+    body = deployment(
+        updated=1, available=2, conditions=[progressing("True", "ReplicaSetUpdated", resumed)]
+    )
+    still = verdict_of("Deployment", body, now=resumed + timedelta(minutes=5))
+    assert still.state is RolloutState.Progressing
+    assert still.recheck_at == resumed + TEN_MINUTES
+    assert "since 14:00:03Z" in still.message
+    late = verdict_of("Deployment", body, now=resumed + TEN_MINUTES)
+    assert late.state is RolloutState.Failed
+    assert "after the image was resumed at 14:00:03Z" in late.message
+
+
+def test_an_ordinary_rollout_keeps_its_clock_from_the_write() -> None:
+    # Progressing stays True through a rollout: its transition is older than the write.
+    long_before = WRITTEN - timedelta(days=30)
+    body = deployment(
+        updated=1,
+        available=2,
+        conditions=[progressing("True", "ReplicaSetUpdated", long_before)],
+    )
+    assert verdict_of("Deployment", body).recheck_at == LATE
+    assert verdict_of("Deployment", body, now=LATE).state is RolloutState.Failed
+    paused = progressing("Unknown", "DeploymentPaused", WRITTEN + timedelta(minutes=1))
+    assert deployment_health(deployment(conditions=[paused])).resumed_at == 0
+
+
 def test_without_a_write_time_nothing_times_out() -> None:
     health = deployment_health(deployment(updated=1, available=0))
     verdict = judge("Deployment", health, None, LATE + LATE_GAP, TEN_MINUTES)
