@@ -146,6 +146,9 @@ def test_the_crd_says_what_the_model_says() -> None:
     assert timeout["default"] == ROLLOUT_TIMEOUT
     assert timeout["maxLength"] == 64
     (rule,) = timeout["x-kubernetes-validations"]
+    # The rule checks only what the pattern let through, with the same grammar.
+    (guard,) = re.findall(r"self\.matches\('([^']+)'\)", rule["rule"])
+    assert guard == PATTERN.replace("\\.", "[.]")
     bounds = re.findall(r"duration\('([^']+)'\)", rule["rule"])
     assert [parse_duration(b) for b in bounds] == [MIN_ROLLOUT_TIMEOUT_S, MAX_ROLLOUT_TIMEOUT_S]
     assert rule["message"] == "must be from 10s to 24h"
