@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from imagestream_trigger.act.writer import Outcome, Writer, WriteResult, utcnow
-from imagestream_trigger.api import Reason
+from imagestream_trigger.api import Reason, RolloutState
 from imagestream_trigger.errors import ApiError
 from imagestream_trigger.gate import (
     RolloutPass,
@@ -198,12 +198,7 @@ class Reconciler:
                 trigger, plan, spec.rollout, base, dry_run=dry_run, identity=identity
             )
             retries += failed
-            results = [
-                dataclasses.replace(r, rollout=state.state, rollout_message=state.message)
-                if (state := states.get(r.key)) is not None
-                else r
-                for r in results
-            ]
+            results = [_with_rollout(r, states.get(r.key)) for r in results]
         status = trigger_status(
             previous=base,
             generation=trigger.generation,
@@ -439,6 +434,24 @@ def _target_result(
             return TargetResult(kind, name, Reason.Forbidden, result.message)
         case _:
             return TargetResult(kind, name, Reason.Failed, result.message)
+
+
+def _with_rollout(result: TargetResult, state: TargetRollout | None) -> TargetResult:
+    """A target's result with its rollout state; one reverted in this pass no longer runs
+    the image: it says so at once, as the next pass's plan will (Quarantined)."""
+    if state is None:
+        return result
+    if state.state is RolloutState.Reverted and result.result is Reason.Applied:
+        return dataclasses.replace(
+            result,
+            result=Reason.Quarantined,
+            message=state.message,
+            image="",
+            containers=(),
+            rollout=state.state,
+            rollout_message=state.message,
+        )
+    return dataclasses.replace(result, rollout=state.state, rollout_message=state.message)
 
 
 def _quarantine(

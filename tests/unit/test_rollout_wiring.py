@@ -195,6 +195,9 @@ async def test_a_failed_rollout_is_reverted_quarantined_and_reported() -> None:
     assert (ready["status"], ready["reason"]) == ("False", "RolloutFailed")
     assert f"{RETRY_IMAGE_ANNOTATION}={B}" in ready["message"]
     assert status["targets"][0]["rollout"] == "Reverted"
+    # Reverted in this very pass: it no longer runs the image, and says so at once.
+    assert status["targets"][0]["result"] == "Quarantined"
+    assert "image" not in status["targets"][0]
     assert [e["type"] for e in rig.posted("RolloutFailed")] == ["Warning", "Warning"]  # + Ready
     assert [e["involvedObject"]["kind"] for e in rig.posted("RolloutReverted")] == ["Deployment"]
     assert rig.sample("rollouts_total", result="failed") == 1
