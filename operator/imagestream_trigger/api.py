@@ -20,6 +20,8 @@ TRIGGERS_ANNOTATION: Final = "image.openshift.io/triggers"
 LAST_APPLIED_ANNOTATION: Final = "imagestream-trigger.dev/last-applied"
 # On an ImageStream: namespaces (or "*") whose ImageTriggers may follow it from elsewhere.
 ALLOWED_NAMESPACES_ANNOTATION: Final = "imagestream-trigger.dev/allowed-namespaces"
+# On an ImageTrigger, one-shot: release this image (reference or digest) from its quarantine.
+RETRY_IMAGE_ANNOTATION: Final = "imagestream-trigger.dev/retry-image"
 
 
 class Reason(StrEnum):
@@ -39,6 +41,19 @@ class Reason(StrEnum):
     InvalidSpec = "InvalidSpec"  # the ImageTrigger spec fails runtime validation
     InvalidAnnotation = "InvalidAnnotation"  # image.openshift.io/triggers cannot be honoured
     Failed = "Failed"  # any other error (transient ones are retried)
+    Quarantined = "Quarantined"  # the image failed a rollout here: not applied again for now
+    RolloutFailed = "RolloutFailed"  # Ready, Warning Event: a rollout of the image failed
+    RolloutReverted = "RolloutReverted"  # Normal Event: a failed image was replaced back
+    RolloutSucceeded = "RolloutSucceeded"  # Normal Event: a followed rollout became healthy
+
+
+class RolloutState(StrEnum):
+    """Where the rollout of an image written to a workload stands (``spec.rollout``)."""
+
+    Progressing = "Progressing"  # written; the workload is not healthy yet, within the timeout
+    Healthy = "Healthy"  # every pod runs the new template and is available
+    Failed = "Failed"  # not healthy within the timeout, or the workload says it failed
+    Reverted = "Reverted"  # failed, and the images we had changed were set back
 
 
 class TargetKind(StrEnum):

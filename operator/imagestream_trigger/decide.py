@@ -146,6 +146,7 @@ def workload_patch(
     *,
     annotations: Mapping[str, str] | None,
     now: str,
+    known_good: bool = True,
 ) -> list[dict[str, Any]]:
     """A JSON Patch (RFC 6902) making ``changes`` and recording them; [] when none.
 
@@ -155,6 +156,10 @@ def workload_patch(
     re-reads. Nothing else in the object is addressed. ``annotations`` is the object's
     current ``metadata.annotations`` (None when absent); our record goes on the metadata,
     not the pod template, so writing it never rolls the workload by itself.
+
+    Each container's record keeps ``previous``, the image a revert goes back to (see
+    ``previous_image``); ``known_good`` says whether the images the workload runs now count
+    as good: True unless a rollout of ours is being followed and was not judged healthy.
 
     Known gap: when the object has no annotations map, the map is added whole; a map that
     appeared since the object was read would be replaced (JSON Patch cannot add a member to
@@ -175,26 +180,138 @@ def workload_patch(
         ]
 
     record = _previous_record(annotations)
+    earlier = applied_record(annotations)
     for change in changes:
-        record[change.container.key] = {
-            "image": change.new_image,
-            "source": str(change.source),
-            "time": now,
-        }
+        entry = {"image": change.new_image, "source": str(change.source), "time": now}
+        previous = previous_image(
+            change.container, earlier.get(change.container.key), known_good=known_good
+        )
+        if previous:
+            entry["previous"] = previous
+        record[change.container.key] = entry
+    patch.append(_record_op(annotations, record))
+    return patch
+
+
+def _record_op(annotations: Mapping[str, str] | None, record: Mapping[str, Any]) -> dict[str, Any]:
+    """The op writing our record into ``metadata.annotations`` (None: the map is absent)."""
     value = json.dumps(record, separators=(",", ":"), sort_keys=True)
     if annotations is None:
-        patch.append(
-            {
-                "op": "add",
-                "path": "/metadata/annotations",
-                "value": {LAST_APPLIED_ANNOTATION: value},
-            }
-        )
-    else:
-        # "add" on an object member creates or replaces it (RFC 6902, 4.1).
-        key = LAST_APPLIED_ANNOTATION.replace("~", "~0").replace("/", "~1")
-        patch.append({"op": "add", "path": f"/metadata/annotations/{key}", "value": value})
+        return {
+            "op": "add",
+            "path": "/metadata/annotations",
+            "value": {LAST_APPLIED_ANNOTATION: value},
+        }
+    # "add" on an object member creates or replaces it (RFC 6902, 4.1).
+    key = LAST_APPLIED_ANNOTATION.replace("~", "~0").replace("/", "~1")
+    return {"op": "add", "path": f"/metadata/annotations/{key}", "value": value}
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """One container's entry in our last-applied record."""
+
+    image: str  # the image we wrote
+    source: str = ""  # the tag followed, "namespace/stream:tag"
+    time: str = ""  # when we wrote it (RFC 3339, UTC)
+    previous: str = ""  # what it ran before: where a revert goes back to
+    reverted: str = ""  # when we set ``previous`` back after a failed rollout ("" if not)
+
+
+def applied_record(annotations: Mapping[str, str] | None) -> dict[str, Applied]:
+    """Our record on a workload, container key -> entry; entries without an image dropped.
+
+    Total: junk (not JSON, not an object, odd entries or fields) reads as absent.
+    """
+    entries: dict[str, Applied] = {}
+    for key, raw in _previous_record(annotations).items():
+        if not isinstance(key, str) or not isinstance(raw, Mapping):
+            continue
+        fields: dict[str, str] = {}
+        for name in ("image", "source", "time", "previous", "reverted"):
+            value = raw.get(name)
+            fields[name] = value if isinstance(value, str) else ""
+        if fields["image"]:
+            entries[key] = Applied(**fields)
+    return entries
+
+
+def previous_image(container: Container, entry: Applied | None, *, known_good: bool) -> str:
+    """The image a revert of a write to ``container`` would go back to.
+
+    The rule: the last image the container ran that was not ours-and-unproven. What it runs
+    now, unless it runs our own earlier write (``entry``, not reverted) that has not been
+    judged healthy (``known_good`` False: its rollout is still followed, or failed without
+    revert): then that write's own ``previous`` is kept, so a revert never goes back to an
+    image that never proved itself. An image someone else set since our write counts as
+    theirs, and good.
+    """
+    ours = entry is not None and entry.image == container.image and not entry.reverted
+    if ours and not known_good and entry is not None and entry.previous:
+        return entry.previous
+    return container.image
+
+
+def revertible(
+    containers: Sequence[Container], record: Mapping[str, Applied], source: str
+) -> list[tuple[Container, Applied]]:
+    """The containers a revert of our writes for ``source`` sets back, with their entries:
+    those that still run the image we wrote, not reverted yet, with another image recorded
+    as ``previous``. A container someone else changed since our write is not ours to undo."""
+    found = []
+    for container in containers:
+        entry = record.get(container.key)
+        if (
+            entry is not None
+            and entry.source == source
+            and not entry.reverted
+            and entry.image == container.image
+            and entry.previous
+            and entry.previous != entry.image
+        ):
+            found.append((container, entry))
+    return found
+
+
+def revert_patch(
+    kind: str,
+    containers: Sequence[Container],
+    *,
+    source: str,
+    annotations: Mapping[str, str] | None,
+    now: str,
+) -> list[dict[str, Any]]:
+    """A JSON Patch setting back the containers our write for ``source`` changed; [] if none.
+
+    ``annotations``: the workload's metadata.annotations, our record among them. Only the
+    ``revertible`` containers are touched, each guarded by ``test`` ops on its name
+    and on the image we wrote, so if anyone changed it since, the server refuses the whole
+    patch (422) and nothing of theirs is undone. Their record entries are marked
+    ``reverted`` (the time), which keeps the planner from writing the same image again at
+    once, and tells people what happened.
+    """
+    chosen = revertible(containers, applied_record(annotations), source)
+    if not chosen:
+        return []
+    base = workload_kind(kind).patch_base
+    patch: list[dict[str, Any]] = []
+    for container, entry in chosen:
+        field = "initContainers" if container.init else "containers"
+        path = f"{base}/{field}/{container.index}"
+        patch += [
+            {"op": "test", "path": f"{path}/name", "value": container.name},
+            {"op": "test", "path": f"{path}/image", "value": entry.image},
+            {"op": "replace", "path": f"{path}/image", "value": entry.previous},
+        ]
+    kept = _previous_record(annotations)
+    for container, _ in chosen:
+        kept[container.key] = {**_as_dict(kept.get(container.key)), "reverted": now}
+    patch.append(_record_op(annotations, kept))
     return patch
+
+
+def _as_dict(value: Any) -> dict[str, Any]:
+    return dict(value) if isinstance(value, Mapping) else {}
 
 
 def build_request(bc_name: str, namespace: str, source: TagRef, reference: str) -> dict[str, Any]:
@@ -231,7 +348,7 @@ def _previous_record(annotations: Mapping[str, str] | None) -> dict[str, Any]:
         return {}
     try:
         previous = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested deeper than Python decodes
         return {}
     return dict(previous) if isinstance(previous, dict) else {}
 

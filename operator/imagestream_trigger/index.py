@@ -23,12 +23,13 @@ from typing import Any
 from imagestream_trigger.api import (
     ALLOWED_NAMESPACES_ANNOTATION,
     LAST_APPLIED_ANNOTATION,
+    RETRY_IMAGE_ANNOTATION,
     TRIGGERS_ANNOTATION,
     TargetKind,
 )
 from imagestream_trigger.errors import InvalidSpecError
 from imagestream_trigger.frozen import FrozenJson
-from imagestream_trigger.kinds import Container, containers_of
+from imagestream_trigger.kinds import KINDS, Container, containers_of
 from imagestream_trigger.models import ImageTriggerSpec, parse_spec
 from imagestream_trigger.resolve import (
     ResolvedImage,
@@ -36,6 +37,7 @@ from imagestream_trigger.resolve import (
     resolve_all,
     stream_repositories,
 )
+from imagestream_trigger.rollout import Health
 from imagestream_trigger.triggers import AnnotationTrigger, Problem, parse_triggers_annotation
 
 # (kind, namespace, name) of a workload or BuildConfig; (namespace, name) of the rest.
@@ -89,6 +91,10 @@ class WorkloadInfo:
     # own record in it. Not compared: our write changes the record, and is no news.
     has_annotations: bool = field(default=False, compare=False)
     last_applied: str | None = field(default=None, compare=False)
+    # How its rollout stands (rollout.py), for ImageTriggers with spec.rollout; None for a
+    # kind with no rollout, and for a workload we never wrote (nothing of ours to follow).
+    # Not compared: status changes are not news to the planner.
+    health: Health | None = field(default=None, compare=False)
 
     @property
     def kind(self) -> TargetKind:
@@ -130,6 +136,8 @@ class TriggerInfo:
     # Written by us alone; not compared, so our own status write is no news. As found in
     # the cluster, a FrozenJson: read it through report.status.read.
     status: Mapping[str, Any] = field(compare=False, default_factory=dict)
+    # The one-shot annotation releasing an image from the quarantine (gate.py), if set.
+    retry_image: str | None = None
 
     @property
     def service_account_name(self) -> str | None:
@@ -218,6 +226,10 @@ def workload_info(kind: TargetKind, body: Mapping[str, Any], *, native: bool) ->
         problems=problems,
         has_annotations=has_annotations,
         last_applied=last_applied if isinstance(last_applied, str) else None,
+        # Only the rollouts we may follow: those of workloads we wrote (they carry our record).
+        health=reader(body)
+        if isinstance(last_applied, str) and (reader := KINDS[kind].health) is not None
+        else None,
     )
 
 
@@ -273,12 +285,16 @@ def trigger_info(body: Mapping[str, Any]) -> TriggerInfo:
     status = body.get("status")
     # Kept as compact text (frozen.py): read once per pass, kept as long as the trigger.
     status = FrozenJson(status) if isinstance(status, Mapping) else {}
+    annotations = _meta(body).get("annotations")
+    retry = annotations.get(RETRY_IMAGE_ANNOTATION) if isinstance(annotations, Mapping) else None
+    retry = retry if isinstance(retry, str) and retry.strip() else None
     spec_body = body.get("spec")
     try:
         spec = parse_spec(spec_body if isinstance(spec_body, Mapping) else {})
     except InvalidSpecError as error:
-        return TriggerInfo(ref, generation, None, error.message, None, status)
-    return TriggerInfo(ref, generation, spec, None, spec.source.tag_ref(ref.namespace), status)
+        return TriggerInfo(ref, generation, None, error.message, None, status, retry)
+    source = spec.source.tag_ref(ref.namespace)
+    return TriggerInfo(ref, generation, spec, None, source, status, retry)
 
 
 # -- the indexes ---------------------------------------------------------------------------

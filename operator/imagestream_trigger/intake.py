@@ -4,7 +4,9 @@ A key is an ImageTrigger or an annotated workload: the units the work queue
 deduplicates and the reconciler converges. What is no news is dropped here,
 before any planning: a status-only update (records leave status out), a relist
 that repeats what the index has, and the echo of our own write (a workload
-whose only change is an image we just wrote, see ``inflight.Overlay``).
+whose only change is an image we just wrote, see ``inflight.Overlay``). The one
+exception: a workload's rollout moving (its health record, rollout.py) is news
+to the ImageTriggers with spec.rollout that target it, if we wrote it.
 
 Each wake carries the source tags whose move caused it, so that the metrics
 can tell "the tag moved and the target already had it" from a routine pass.
@@ -21,6 +23,7 @@ from typing import Any
 from imagestream_trigger.api import TargetKind
 from imagestream_trigger.index import (
     Indexes,
+    WorkloadInfo,
     buildconfig_info,
     object_ref,
     stream_info,
@@ -221,7 +224,7 @@ class Intake:
         info = workload_info(kind, body, native=self.native)
         previous = workloads.put(info)
         if previous == info:
-            return []
+            return self._rollout_news(kind, previous, info)
         echo = (
             previous is not None
             and dataclasses.replace(previous, containers=info.containers) == info
@@ -229,7 +232,7 @@ class Intake:
         )
         self.overlay.observe(target, info.containers)
         if echo:
-            return []
+            return self._rollout_news(kind, previous, info)
         wakes = []
         if info.annotated or (previous is not None and previous.annotated):
             wakes.append((Key(*target), NO_MOVES))
@@ -268,6 +271,18 @@ class Intake:
         previous = triggers.put(info)
         return [] if previous == info else [(key, NO_MOVES)]
 
+    def _rollout_news(
+        self, kind: TargetKind, previous: WorkloadInfo | None, info: WorkloadInfo
+    ) -> list[Wake]:
+        """A change no planner acts on (status, the echo of our write) is news to the
+        ImageTriggers that follow this workload's rollout (spec.rollout), and to no one
+        else. Cheap for the thousands of others: their health is unchanged, or they carry
+        no record of ours, before any trigger is looked at."""
+        if previous is None or previous.health == info.health or not info.last_applied:
+            return []
+        ref = info.ref
+        return self._selecting(kind, ref.namespace, ref.name, [info.labels], rollout_only=True)
+
     # -- fan-out ---------------------------------------------------------------------
 
     def _triggers_following(self, namespace: str, stream: str) -> list[Wake]:
@@ -277,12 +292,19 @@ class Intake:
         ]
 
     def _selecting(
-        self, kind: TargetKind, namespace: str, name: str, labels: list[Mapping[str, str]]
+        self,
+        kind: TargetKind,
+        namespace: str,
+        name: str,
+        labels: list[Mapping[str, str]],
+        *,
+        rollout_only: bool = False,
     ) -> list[Wake]:
-        """ImageTriggers in ``namespace`` with a target naming or selecting this object."""
+        """ImageTriggers in ``namespace`` with a target naming or selecting this object
+        (``rollout_only``: those with spec.rollout)."""
         wakes: list[Wake] = []
         for trigger in self.indexes.triggers.in_namespace(namespace):
-            if trigger.spec is None:
+            if trigger.spec is None or (rollout_only and trigger.spec.rollout is None):
                 continue
             if any(
                 target.kind == kind

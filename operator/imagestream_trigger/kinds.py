@@ -2,7 +2,8 @@
 
 Each kind is registered once, here: where it is served, where its pod spec
 lives (hence the JSON Patch path of a container image and the base of
-OpenShift's trigger fieldPaths), and whether it is patched or instantiated.
+OpenShift's trigger fieldPaths), whether it is patched or instantiated, and
+how its rollout is read (rollout.py; none for CronJobs and BuildConfigs).
 Everything else (the watches, the index, the planner, the writer, the
 permissions checked at start-up) reads this table rather than keeping its own.
 """
@@ -10,12 +11,18 @@ permissions checked at start-up) reads this table rather than keeping its own.
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Final
 
 from imagestream_trigger.api import ApiResource, TargetKind
+from imagestream_trigger.rollout import (
+    Health,
+    daemonset_health,
+    deployment_health,
+    statefulset_health,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +31,8 @@ class KindSpec:
     resource: ApiResource
     # Keys from the object's root to its pod spec; () for a kind without one (BuildConfig).
     pod_spec: tuple[str, ...] = ()
+    # Reads a body's rollout (rollout.py); None for a kind with no rollout to follow.
+    health: Callable[[Mapping[str, Any]], Health] | None = None
 
     @property
     def is_workload(self) -> bool:
@@ -50,13 +59,22 @@ _POD: Final = ("spec", "template", "spec")
 KINDS: Final[Mapping[TargetKind, KindSpec]] = MappingProxyType(
     {
         TargetKind.Deployment: KindSpec(
-            TargetKind.Deployment, ApiResource("apps", "v1", "deployments"), _POD
+            TargetKind.Deployment,
+            ApiResource("apps", "v1", "deployments"),
+            _POD,
+            deployment_health,
         ),
         TargetKind.StatefulSet: KindSpec(
-            TargetKind.StatefulSet, ApiResource("apps", "v1", "statefulsets"), _POD
+            TargetKind.StatefulSet,
+            ApiResource("apps", "v1", "statefulsets"),
+            _POD,
+            statefulset_health,
         ),
         TargetKind.DaemonSet: KindSpec(
-            TargetKind.DaemonSet, ApiResource("apps", "v1", "daemonsets"), _POD
+            TargetKind.DaemonSet,
+            ApiResource("apps", "v1", "daemonsets"),
+            _POD,
+            daemonset_health,
         ),
         TargetKind.CronJob: KindSpec(
             TargetKind.CronJob,

@@ -38,6 +38,7 @@ from pydantic.alias_generators import to_camel
 from pydantic_core import ErrorDetails
 
 from imagestream_trigger.api import TargetKind
+from imagestream_trigger.durations import format_duration, parse_duration
 from imagestream_trigger.errors import InvalidSpecError
 from imagestream_trigger.resolve import TagRef
 
@@ -48,6 +49,10 @@ MAX_LISTED: Final = 10
 MAX_LINE: Final = 400
 # Longest excerpt of a value quoted in a message.
 EXCERPT: Final = 160
+# spec.rollout.timeout: its default and bounds, in seconds (the CRD says the same).
+ROLLOUT_TIMEOUT: Final = "10m"
+MIN_ROLLOUT_TIMEOUT_S: Final = 10.0
+MAX_ROLLOUT_TIMEOUT_S: Final = 24 * 3600.0
 
 _DNS1123_LABEL: Final = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 # Image tags as Docker/OpenShift accept them; ASCII so \w is [A-Za-z0-9_].
@@ -351,6 +356,30 @@ class Target(_Model):
         return self
 
 
+def _rollout_timeout(value: str) -> str:
+    try:
+        seconds = parse_duration(value)
+    except ValueError as error:
+        raise ValueError(f"{_q(value)} {error}") from None
+    if not MIN_ROLLOUT_TIMEOUT_S <= seconds <= MAX_ROLLOUT_TIMEOUT_S:
+        low, high = format_duration(MIN_ROLLOUT_TIMEOUT_S), format_duration(MAX_ROLLOUT_TIMEOUT_S)
+        raise ValueError(f"{_q(value)} is out of range: use {low} to {high}")
+    return value
+
+
+class Rollout(_Model):
+    """``spec.rollout``: follow each workload's rollout after a write, revert a failed one."""
+
+    # How long a written workload may take to become healthy (a Go duration such as "10m").
+    timeout: Annotated[StrictStr, AfterValidator(_rollout_timeout)] = ROLLOUT_TIMEOUT
+    # Set the changed containers back to their previous images when the rollout fails.
+    revert: StrictBool = True
+
+    @property
+    def timeout_s(self) -> float:
+        return parse_duration(self.timeout)
+
+
 class ImageTriggerSpec(_Model):
     """``spec`` of an ImageTrigger."""
 
@@ -360,6 +389,8 @@ class ImageTriggerSpec(_Model):
     dry_run: StrictBool = False
     # Writes for this trigger impersonate this ServiceAccount of its namespace (identity.py).
     service_account_name: DnsSubdomain | None = None
+    # Absent: writes are not followed (the behaviour, and the latency, of triggers without it).
+    rollout: Rollout | None = None
 
     @field_validator("targets")
     @classmethod

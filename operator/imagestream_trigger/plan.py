@@ -8,13 +8,21 @@ is what happened, and a ``Reason`` is what the status and Events say.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
 
 from imagestream_trigger.api import Reason, TargetKind
-from imagestream_trigger.decide import ImageChange, plan_annotation, plan_target
+from imagestream_trigger.decide import ImageChange, applied_record, plan_annotation, plan_target
+from imagestream_trigger.gate import (
+    quarantine_after,
+    quarantine_entries,
+    quarantined,
+    retry_hint,
+    retry_matches,
+)
 from imagestream_trigger.index import (
     BuildConfigInfo,
     StreamInfo,
@@ -148,10 +156,54 @@ def plan_trigger(world: World, trigger: TriggerInfo) -> TriggerPlan:
             "image yet; waiting for an import or a push",
         )
     builds = build_ledger(trigger.status)
+    hold = _hold(trigger, image.reference)
     plans: list[TargetPlan] = []
     for target in trigger.spec.targets:
-        plans += _plan_targets(world, namespace, target, stream, image, source, builds)
+        found = _plan_targets(world, namespace, target, stream, image, source, builds)
+        plans += [hold(p) for p in found] if hold is not None else found
     return TriggerPlan(trigger, None, "", image, tuple(plans))
+
+
+def _hold(trigger: TriggerInfo, reference: str) -> Callable[[TargetPlan], TargetPlan] | None:
+    """With spec.rollout, what keeps a quarantined image from being applied again.
+
+    The image is held back from every target that would get it (a write, a build) when the
+    trigger's status quarantines it, or when a workload's record says we reverted it there
+    (the status that said so may have been lost in a crash), unless the trigger's
+    retry-image annotation names it. Targets already running it are left as they are.
+    """
+    if trigger.spec is None or trigger.spec.rollout is None:
+        return None
+    if retry_matches(trigger.retry_image, reference):
+        return None
+    entries, _ = quarantine_after(quarantine_entries(trigger.status), trigger.retry_image)
+    entry = quarantined(entries, reference)
+    hint = retry_hint(trigger.ref.name, reference)
+
+    def hold(plan: TargetPlan) -> TargetPlan:
+        if plan.action not in (Action.Update, Action.Build):
+            return plan
+        if entry is not None:
+            where = f" on {', '.join(entry.targets)}" if entry.targets else ""
+            why = f" ({entry.reason})" if entry.reason else ""
+            message = f"{reference} is quarantined: its rollout failed{where}{why}; {hint}"
+        elif plan.workload is not None and _reverted_here(plan.workload, reference, trigger):
+            message = f"{reference} was reverted here after its rollout failed; {hint}"
+        else:
+            return plan
+        return dataclasses.replace(
+            plan, action=Action.Blocked, reason=Reason.Quarantined, message=message, changes=()
+        )
+
+    return hold
+
+
+def _reverted_here(workload: WorkloadInfo, reference: str, trigger: TriggerInfo) -> bool:
+    source = str(trigger.source)
+    return any(
+        e.reverted and e.image == reference and e.source == source
+        for e in applied_record(workload.annotations).values()
+    )
 
 
 def _plan_targets(

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import datetime as dt
 import logging
 import time
 from collections.abc import Iterable, Mapping
@@ -22,11 +23,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from imagestream_trigger.act.writer import Outcome, Writer, WriteResult, utcnow
-from imagestream_trigger.api import Reason
+from imagestream_trigger.api import Reason, RolloutState
 from imagestream_trigger.errors import ApiError
+from imagestream_trigger.gate import (
+    RolloutPass,
+    TargetRollout,
+    follow_rollouts,
+    known_good,
+    quarantine_entries,
+)
 from imagestream_trigger.identity import ServiceAccount, acting_as
 from imagestream_trigger.index import Indexes, TriggerInfo
+from imagestream_trigger.inflight import Written
 from imagestream_trigger.intake import Key, Wake
+from imagestream_trigger.models import ImageTriggerSpec, Rollout
 from imagestream_trigger.plan import (
     Action,
     BuildRecord,
@@ -51,6 +61,8 @@ log = logging.getLogger(__name__)
 class Pass:
     retry: str | None = None  # why the key must come back (a retries_total reason)
     gone: bool = False  # the object no longer exists: forget the key
+    # Come back in this many seconds even if nothing happens (a rollout's deadline).
+    after: float | None = None
 
 
 DONE = Pass()
@@ -180,6 +192,13 @@ class Reconciler:
             _target_result(plan, target, result, reported)
             for target, result in zip(plan.targets, done, strict=True)
         ]
+        gate: RolloutPass | None = None
+        if spec is not None and spec.rollout is not None and plan.image is not None:
+            gate, states, failed = await self._follow(
+                trigger, plan, spec.rollout, base, dry_run=dry_run, identity=identity
+            )
+            retries += failed
+            results = [_with_rollout(r, states.get(r.key)) for r in results]
         status = trigger_status(
             previous=base,
             generation=trigger.generation,
@@ -189,10 +208,14 @@ class Reconciler:
             image=plan.image.reference if plan.image else "",
             results=results,
             suspended=suspended,
+            rollout_failed=gate.ready[1] if gate is not None and gate.ready else None,
         )
         ledger = _ledger(base, plan, done)
         if ledger:
             status["builds"] = ledger
+        quarantine = _quarantine(spec, gate, base)
+        if quarantine:
+            status["quarantine"] = quarantine
         try:
             await self.reporter.write_status(
                 trigger, base, status, changed=[r.key for r in results if r.changed]
@@ -200,7 +223,74 @@ class Reconciler:
         except ApiError as error:
             log.warning("could not write the status of %s: %s", trigger.ref, error)
             retries.append("status")
-        return Pass(retry=retries[0] if retries else None)
+        if gate is not None and gate.retry_consumed and not retries:
+            # Honoured and written down: the one-shot annotation is used up.
+            await self.reporter.retry_used(trigger)
+        after = None
+        if gate is not None and gate.recheck_at is not None:
+            after = max((gate.recheck_at - dt.datetime.now(dt.UTC)).total_seconds(), 0.0)
+        return Pass(retry=retries[0] if retries else None, after=after)
+
+    async def _follow(
+        self,
+        trigger: TriggerInfo,
+        plan: TriggerPlan,
+        rollout: Rollout,
+        base: Mapping[str, Any],
+        *,
+        dry_run: bool,
+        identity: ServiceAccount | None,
+    ) -> tuple[RolloutPass, dict[str, TargetRollout], list[str]]:
+        """The health gate (gate.py) after this pass's writes: judge the rollouts we caused,
+        send the reverts it asks for, report what it found. Returns the gate's answer, each
+        followed target's rollout state (a revert written: Reverted) and retry reasons."""
+        assert plan.image is not None
+        assert plan.source is not None
+        namespace = trigger.ref.namespace
+        # As the watch last showed them: the health record and the containers of one body.
+        workloads = [
+            found
+            for t in plan.targets
+            if t.workload is not None
+            and (found := self.indexes.workload(t.kind, namespace, t.name)) is not None
+        ]
+        gate = follow_rollouts(
+            rollout,
+            trigger=trigger.ref.name,
+            source=plan.source,
+            image=plan.image.reference,
+            workloads=workloads,
+            previous=base,
+            now=dt.datetime.now(dt.UTC),
+            retry=trigger.retry_image,
+            pending={
+                f"{w.ref.kind}/{w.ref.name}" for w in workloads if self.writer.overlay.written(w.id)
+            },
+        )
+        self.reporter.rollout_events(gate.events, gate.results)
+        states = dict(gate.targets)
+        done = await asyncio.gather(
+            *(
+                self.writer.revert_workload(
+                    r.workload,
+                    r.patch,
+                    {key: Written(ours, back) for key, ours, back in r.back},
+                    dry_run=dry_run,
+                    identity=identity,
+                )
+                for r in gate.reverts
+            )
+        )
+        retries = []
+        for revert, result in zip(gate.reverts, done, strict=True):
+            key = f"{revert.workload.ref.kind}/{revert.workload.ref.name}"
+            if result.outcome is Outcome.Written:
+                states[key] = revert.then
+                self.reporter.reverted(revert.event)
+            elif result.outcome.retry:
+                log.warning("could not revert %s: %s", revert.workload.ref, result.message)
+                retries.append(_RETRY_REASONS[result.outcome])
+        return gate, states, retries
 
     async def _act(
         self,
@@ -240,8 +330,11 @@ class Reconciler:
             return result
         assert target.workload is not None
         workload = self.writer.current(target.workload)
+        # With spec.rollout, an image of ours whose rollout is unproven is no revert target.
+        good = trigger.spec is None or trigger.spec.rollout is None or not target.changes
+        good = good or known_good(trigger.status, target.key, target.changes[0].container.image)
         result = refused or await self.writer.patch_workload(
-            workload, target.changes, dry_run=dry_run, identity=identity
+            workload, target.changes, dry_run=dry_run, identity=identity, known_good=good
         )
         self.reporter.workload_result(
             workload,
@@ -341,6 +434,36 @@ def _target_result(
             return TargetResult(kind, name, Reason.Forbidden, result.message)
         case _:
             return TargetResult(kind, name, Reason.Failed, result.message)
+
+
+def _with_rollout(result: TargetResult, state: TargetRollout | None) -> TargetResult:
+    """A target's result with its rollout state; one reverted in this pass no longer runs
+    the image: it says so at once, as the next pass's plan will (Quarantined)."""
+    if state is None:
+        return result
+    if state.state is RolloutState.Reverted and result.result is Reason.Applied:
+        return dataclasses.replace(
+            result,
+            result=Reason.Quarantined,
+            message=state.message,
+            image="",
+            containers=(),
+            rollout=state.state,
+            rollout_message=state.message,
+        )
+    return dataclasses.replace(result, rollout=state.state, rollout_message=state.message)
+
+
+def _quarantine(
+    spec: ImageTriggerSpec | None, gate: RolloutPass | None, base: Mapping[str, Any]
+) -> list[dict[str, Any]]:
+    """status.quarantine: as the gate left it; kept as it was while the trigger cannot
+    follow (blocked as a whole, or a spec that cannot be read); dropped with spec.rollout."""
+    if spec is not None and spec.rollout is None:
+        return []
+    if gate is not None:
+        return [q.as_status() for q in gate.quarantine]
+    return [q.as_status() for q in quarantine_entries(base)]
 
 
 def _ledger(
@@ -458,6 +581,9 @@ class Controller:
                 self.queue.discard(key)
             else:
                 self.queue.forget(key)
+            if result.after is not None and not result.gone:
+                # A rollout's deadline: judged then even if its workload stays silent.
+                self.queue.add_after(key, result.after)
             self.metrics.queue_depth.set(len(self.queue))
 
     def busy(self) -> bool:

@@ -97,6 +97,8 @@ def required_permissions(settings: Settings) -> list[Permission]:
     wanted += [
         Permission("list", GROUP, IMAGETRIGGER_RESOURCE.plural),
         Permission("watch", GROUP, IMAGETRIGGER_RESOURCE.plural),
+        # Removing the one-shot retry-image annotation (spec.rollout's quarantine).
+        Permission("patch", GROUP, IMAGETRIGGER_RESOURCE.plural),
         Permission("patch", GROUP, IMAGETRIGGER_RESOURCE.plural, "status"),
         Permission("create", "", "events"),
     ]

@@ -353,8 +353,11 @@ def test_workload_patch_body() -> None:
         {
             "op": "add",
             "path": "/metadata/annotations/imagestream-trigger.dev~1last-applied",
-            "value": '{"web":{"image":"quay.io/acme/app@' + B + '","source":"demo/app:latest",'
-            '"time":"2025-01-10T10:16:00Z"}}',
+            "value": '{"web":{"image":"quay.io/acme/app@'
+            + B
+            + '","previous":"'
+            + WEB.image
+            + '","source":"demo/app:latest","time":"2025-01-10T10:16:00Z"}}',
         },
     ]
 
@@ -363,7 +366,9 @@ def test_workload_patch_adds_the_annotations_map_when_absent() -> None:
     patch = workload_patch("Deployment", [ImageChange(WEB, NEW, APP)], annotations=None, now=NOW)
     assert patch[-1]["op"] == "add"
     assert patch[-1]["path"] == "/metadata/annotations"
-    assert last_applied(patch) == {"web": {"image": NEW, "source": "demo/app:latest", "time": NOW}}
+    assert last_applied(patch) == {
+        "web": {"image": NEW, "source": "demo/app:latest", "time": NOW, "previous": WEB.image}
+    }
 
 
 @pytest.mark.parametrize(
@@ -393,8 +398,18 @@ def test_workload_patch_merges_the_previous_record(previous: str, expected_keys:
     )
     record = last_applied(patch)
     assert sorted(record) == expected_keys
-    assert record["web"] == {"image": NEW, "source": "demo/app:latest", "time": NOW}
-    assert record["init:setup"] == {"image": tools, "source": "demo/tools:v1", "time": NOW}
+    assert record["web"] == {
+        "image": NEW,
+        "source": "demo/app:latest",
+        "time": NOW,
+        "previous": WEB.image,
+    }
+    assert record["init:setup"] == {
+        "image": tools,
+        "source": "demo/tools:v1",
+        "time": NOW,
+        "previous": SETUP.image,
+    }
 
 
 def test_workload_patch_paths_for_init_containers_and_cronjobs() -> None:
@@ -424,7 +439,7 @@ def test_applied_patch_changes_only_the_chosen_container() -> None:
     expected = copy.deepcopy(body)
     expected["spec"]["template"]["spec"]["containers"][0]["image"] = NEW
     expected["metadata"]["annotations"][LAST_APPLIED_ANNOTATION] = json.dumps(
-        {"web": {"image": NEW, "source": "demo/app:latest", "time": NOW}},
+        {"web": {"image": NEW, "previous": WEB.image, "source": "demo/app:latest", "time": NOW}},
         separators=(",", ":"),
     )
     assert patched == expected  # sidecar, ports, pod template labels, revision: all untouched

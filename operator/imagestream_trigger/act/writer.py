@@ -124,9 +124,10 @@ class Writer:
         *,
         dry_run: bool = False,
         identity: ServiceAccount | None = None,
+        known_good: bool = True,
     ) -> WriteResult:
         """Write ``changes`` with one guarded JSON Patch, as ``identity`` (None: the
-        operator itself); never raises."""
+        operator itself); never raises. ``known_good``: see decide.workload_patch."""
         changes = still_valid(changes, self.current(workload))
         if not changes:
             return WriteResult(Outcome.NothingToDo)
@@ -135,8 +136,44 @@ class Writer:
         if dry_run or self.dry_run:
             return WriteResult(Outcome.DryRun, image=image, containers=containers)
         ops = workload_patch(
-            workload.kind, changes, annotations=workload.annotations, now=self._now()
+            workload.kind,
+            changes,
+            annotations=workload.annotations,
+            now=self._now(),
+            known_good=known_good,
         )
+        writes = {c.container.key: Written(c.container.image, c.new_image) for c in changes}
+        result = await self._send(workload, ops, writes, identity)
+        if result.outcome is Outcome.Written:
+            return WriteResult(Outcome.Written, image=image, containers=containers)
+        return result
+
+    async def revert_workload(
+        self,
+        workload: WorkloadInfo,
+        patch: Sequence[Mapping[str, Any]],
+        writes: Mapping[str, Written],
+        *,
+        dry_run: bool = False,
+        identity: ServiceAccount | None = None,
+    ) -> WriteResult:
+        """Send a revert patch (gate.Revert: built against the state ``workload`` shows);
+        ``writes``: container key -> (the image we wrote, the one set back). Never raises;
+        a container changed meanwhile fails the patch's guards: Conflict."""
+        if dry_run or self.dry_run:
+            return WriteResult(Outcome.DryRun, containers=tuple(writes))
+        if any(self.overlay.written(workload.id).get(key) for key in writes):
+            return WriteResult(Outcome.NothingToDo)  # a write of ours to it is in flight
+        return await self._send(workload, [dict(op) for op in patch], writes, identity)
+
+    async def _send(
+        self,
+        workload: WorkloadInfo,
+        ops: list[dict[str, Any]],
+        writes: Mapping[str, Written],
+        identity: ServiceAccount | None,
+    ) -> WriteResult:
+        """PATCH a workload with ``ops``, its image ``writes`` kept in the overlay meanwhile."""
         spec = KINDS[workload.kind]
         ref = workload.ref
         path = api_path(
@@ -147,7 +184,6 @@ class Writer:
             ref.name,
         )
         # Recorded before sending: the watch may bring the echo before the answer.
-        writes = {c.container.key: Written(c.container.image, c.new_image) for c in changes}
         self.overlay.record(workload.id, writes)
         try:
             async with self._slots:
@@ -167,7 +203,7 @@ class Writer:
                 attempted = Right("patch", spec.resource.plural, spec.resource.group, ref.namespace)
                 return WriteResult(Outcome.Forbidden, _refusal(error, identity, attempted))
             return WriteResult(Outcome.Failed, error.server_message, transient=is_transient(error))
-        return WriteResult(Outcome.Written, image=image, containers=containers)
+        return WriteResult(Outcome.Written, containers=tuple(writes))
 
     # -- builds ----------------------------------------------------------------------
 

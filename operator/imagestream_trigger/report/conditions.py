@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from imagestream_trigger.api import Reason
+from imagestream_trigger.api import Reason, RolloutState
 
 HISTORY_LIMIT: Final = 10
 # Reasons that retrying cannot cure: a person has to change something.
@@ -40,6 +40,9 @@ class TargetResult:
     image: str = ""  # the image the target runs (or was built from) after this pass
     containers: tuple[str, ...] = ()
     changed: bool = False  # a write was made (or a build started) in this pass
+    # With spec.rollout: where the rollout of the image written stands, and why (gate.py).
+    rollout: RolloutState | None = None
+    rollout_message: str = ""
 
     @property
     def key(self) -> str:
@@ -53,6 +56,10 @@ class TargetResult:
             entry["image"] = self.image
         if self.containers:
             entry["containers"] = list(self.containers)
+        if self.rollout is not None:
+            entry["rollout"] = str(self.rollout)
+            if self.rollout_message:
+                entry["rolloutMessage"] = self.rollout_message
         return entry
 
 
@@ -121,9 +128,15 @@ def trigger_status(
     image: str,
     results: Sequence[TargetResult],
     suspended: bool,
+    rollout_failed: str | None = None,
 ) -> dict[str, Any]:
-    """The full new ``status`` of an ImageTrigger."""
+    """The full new ``status`` of an ImageTrigger.
+
+    ``rollout_failed``: why the source's image failed its rollout (gate.py): Ready is then
+    False with reason RolloutFailed, unless the trigger is blocked or suspended."""
     ready, reason, message = summarize(blocked, blocked_message, results, suspended=suspended)
+    if rollout_failed is not None and blocked is None and not suspended:
+        ready, reason, message = False, Reason.RolloutFailed, rollout_failed
     old = {c.get("type"): c for c in previous.get("conditions") or []}
     conditions = [
         _condition(

@@ -32,6 +32,8 @@ SOURCES: Final = ("annotation", "imagetrigger")
 UPDATE_RESULTS: Final = ("updated", "unchanged", "dry_run", "failed", "observed")
 NATIVE_MODES: Final = ("apply", "observe", "off")
 BUILD_RESULTS: Final = ("started", "already_built", "dry_run", "failed")
+# Followed rollouts (spec.rollout), by how they ended: gate.RolloutPass.results, reverts.
+ROLLOUT_RESULTS: Final = ("succeeded", "failed", "reverted")
 # Why a key went back to the queue with backoff.
 RETRY_REASONS: Final = ("conflict", "forbidden", "failed", "build_unknown", "status", "error")
 # What a reconcile was about: an ImageTrigger, or a workload's annotation.
@@ -74,6 +76,13 @@ class Metrics:
         self.builds = Counter(
             f"{PREFIX}_builds",
             "BuildConfig instantiations, by result (started, already_built, dry_run, failed).",
+            ["result"],
+            registry=r,
+        )
+        self.rollouts = Counter(
+            f"{PREFIX}_rollouts",
+            "Followed rollouts (ImageTriggers with spec.rollout), by result (succeeded, "
+            "failed, reverted).",
             ["result"],
             registry=r,
         )
@@ -177,6 +186,8 @@ class Metrics:
             self.image_age.labels(kind)
         for result in BUILD_RESULTS:
             self.builds.labels(result)
+        for result in ROLLOUT_RESULTS:
+            self.rollouts.labels(result)
         for code in ProblemCode:
             self.invalid_triggers.labels(SOURCES[0], code)
         self.invalid_triggers.labels(SOURCES[1], Reason.InvalidSpec)

@@ -14,10 +14,19 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from imagestream_trigger.act.client import MERGE_PATCH, Api, api_path
+from imagestream_trigger.act.client import JSON_PATCH, MERGE_PATCH, Api, api_path
 from imagestream_trigger.act.writer import Outcome, WriteResult
-from imagestream_trigger.api import GROUP, PLURAL, VERSION, Reason, TargetKind
+from imagestream_trigger.api import (
+    GROUP,
+    PLURAL,
+    RETRY_IMAGE_ANNOTATION,
+    VERSION,
+    Reason,
+    TargetKind,
+)
+from imagestream_trigger.errors import ApiError
 from imagestream_trigger.frozen import FrozenJson
+from imagestream_trigger.gate import Event
 from imagestream_trigger.index import ObjectRef, StreamInfo, TriggerInfo, WorkloadInfo
 from imagestream_trigger.report.events import Events
 from imagestream_trigger.report.metrics import Metrics
@@ -174,6 +183,50 @@ class Reporter:
         age = _age_seconds(image.created)
         if age is not None:
             self.metrics.image_age.labels(kind).observe(age)
+
+    # -- rollouts (spec.rollout) -----------------------------------------------------
+
+    def rollout_events(self, events: tuple[Event, ...], results: tuple[str, ...]) -> None:
+        """What a pass of the health gate found: its Events (on the workloads) and counts."""
+        for event in events:
+            log.log(
+                logging.WARNING if event.type == "Warning" else logging.INFO,
+                "%s: %s",
+                event.on,
+                event.message,
+            )
+            self.events.post(event.on, event.type, event.reason, event.message)
+        for result in results:
+            self.metrics.rollouts.labels(result).inc()
+
+    def reverted(self, event: Event) -> None:
+        """A revert was written."""
+        log.info("%s: %s", event.on, event.message)
+        self.events.post(event.on, event.type, event.reason, event.message)
+        self.metrics.rollouts.labels("reverted").inc()
+
+    async def retry_used(self, trigger: TriggerInfo) -> None:
+        """Remove the one-shot retry-image annotation once honoured. Guarded by a ``test`` of
+        its value: one changed meanwhile is someone's new request and stays. Best effort: a
+        refusal is logged, and the annotation is honoured again (harmlessly) next pass."""
+        ref, value = trigger.ref, trigger.retry_image
+        if value is None:
+            return
+        key = RETRY_IMAGE_ANNOTATION.replace("~", "~0").replace("/", "~1")
+        path = api_path(GROUP, VERSION, PLURAL, ref.namespace, ref.name)
+        try:
+            await self.api.with_retries(
+                "PATCH",
+                path,
+                body=[
+                    {"op": "test", "path": f"/metadata/annotations/{key}", "value": value},
+                    {"op": "remove", "path": f"/metadata/annotations/{key}"},
+                ],
+                content_type=JSON_PATCH,
+                resource=PLURAL,
+            )
+        except ApiError as error:
+            log.warning("could not remove %s from %s: %s", RETRY_IMAGE_ANNOTATION, ref, error)
 
     # -- ImageTriggers ---------------------------------------------------------------
 

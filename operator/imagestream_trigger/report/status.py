@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
+from imagestream_trigger.api import RolloutState
 from imagestream_trigger.frozen import thawed
 
 
@@ -41,6 +42,19 @@ class TargetStatus(_Model):
     message: str = ""
     image: str = ""
     containers: tuple[str, ...] = ()
+    # With spec.rollout: where the rollout of the image written stands (api.RolloutState).
+    rollout: RolloutState | None = None
+    rollout_message: str = ""
+
+
+class QuarantineEntry(_Model):
+    """An image whose rollout failed: not applied again until released (gate.py)."""
+
+    image: str
+    since: str
+    reason: str = ""
+    message: str = ""
+    targets: tuple[str, ...] = ()
 
 
 class HistoryEntry(_Model):
@@ -67,12 +81,14 @@ class ImageTriggerStatus(_Model):
     targets: tuple[TargetStatus, ...] = ()
     history: tuple[HistoryEntry, ...] = ()
     builds: dict[str, BuildRecord] = Field(default_factory=dict)
+    quarantine: tuple[QuarantineEntry, ...] = ()
 
 
 _LISTS: dict[str, type[_Model]] = {
     "conditions": Condition,
     "targets": TargetStatus,
     "history": HistoryEntry,
+    "quarantine": QuarantineEntry,
 }
 _SCALARS = ("observedGeneration", "image", "shortDigest", "lastTriggerTime")
 
