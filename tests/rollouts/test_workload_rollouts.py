@@ -8,8 +8,14 @@ Everything is read back from the API, polling with a timeout.
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import textwrap
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
@@ -261,3 +267,37 @@ def test_deleting_a_deployment_collects_its_replicasets_and_pods(
     with pytest.raises(ApiError) as gone:
         kube.get(path_for("apps/v1", "deployments", namespace, "gone"))
     assert gone.value.status == 404
+
+
+def test_the_workload_processes_die_with_a_crashed_parent(tmp_path: Path) -> None:
+    """SIGKILL the process that started a plane with workloads: all six processes go too."""
+    script = textwrap.dedent(f"""
+        import sys, time
+        sys.path.insert(0, {os.getcwd()!r})
+        from tests.controlplane.cluster import ControlPlane
+        plane = ControlPlane(workdir={str(tmp_path)!r}, workloads=True).start()
+        print(" ".join(f"{{p.name}}={{p.popen.pid}}" for p in plane.processes), flush=True)
+        time.sleep(600)
+    """)
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert parent.stdout is not None
+    started = dict(item.split("=") for item in parent.stdout.readline().split())
+    assert set(started) >= {"kube-controller-manager", "kube-scheduler", "kwok"}, started
+    pids = [int(pid) for pid in started.values()]
+
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait()
+
+    eventually(
+        lambda: not [pid for pid in pids if _running(pid)],
+        f"every child of the killed parent is gone: {started}",
+        timeout=15,
+    )
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
