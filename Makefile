@@ -25,7 +25,7 @@ setup: .venv/.synced binaries system-deps ## install everything the tests need
 system-deps: ## Debian's prometheus package (real Prometheus + promtool), if missing
 	scripts/system-deps.sh
 
-binaries: .venv/.synced ## build (or reuse) kube-apiserver, etcd, kubectl, helm, kube-score
+binaries: .venv/.synced ## build (or reuse) kube-apiserver, etcd, kubectl, helm, kube-controller-manager, kube-scheduler, kwok, kube-score
 	$(PY) -m tests.controlplane build --all
 
 lint: .venv/.synced ## ruff lint + format check

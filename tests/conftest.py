@@ -6,6 +6,11 @@ a control plane of its own says so with ``pytestmark``. If the control plane
 cannot be built or started, those tests ERROR with the reason; they are never
 skipped.
 
+``workloads_control_plane`` is a second one, started only if a test asks for it, where
+workloads really roll out (kube-controller-manager, kube-scheduler, kwok's fake nodes:
+``tests/controlplane/workloads.py``); a folder of such tests makes it its ``control_plane``
+(``tests/rollouts/conftest.py``), so the shared one stays as light as ever.
+
 Fault switches (``tests/harness/test_faults.py``) are reset after every test
 that used the shared control plane, and a kube-apiserver left down is started
 again (and that test fails), so one test's faults never leak into the next.
@@ -36,9 +41,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.controlplane)
 
 
-@pytest.fixture(scope="session")
-def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[cluster.ControlPlane]:
-    plane = cluster.ControlPlane(workdir=tmp_path_factory.mktemp("controlplane"))
+def started_plane(
+    tmp_path_factory: pytest.TempPathFactory, folder: str, *, workloads: bool = False
+) -> Iterator[cluster.ControlPlane]:
+    """Start a control plane with every CRD installed; stop it when the generator ends."""
+    plane = cluster.ControlPlane(workdir=tmp_path_factory.mktemp(folder), workloads=workloads)
     plane.start()
     try:
         admin = Kube(plane.url, plane.admin_token, plane.ca_file)
@@ -46,6 +53,19 @@ def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[cluster.
         yield plane
     finally:
         plane.stop()
+
+
+@pytest.fixture(scope="session")
+def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[cluster.ControlPlane]:
+    yield from started_plane(tmp_path_factory, "controlplane")
+
+
+@pytest.fixture(scope="session")
+def workloads_control_plane(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[cluster.ControlPlane]:
+    """A control plane of its own where Deployments, StatefulSets and DaemonSets roll out."""
+    yield from started_plane(tmp_path_factory, "controlplane-workloads", workloads=True)
 
 
 @pytest.fixture(autouse=True)

@@ -1,7 +1,9 @@
 """The local control plane from the command line.
 
-python -m tests.controlplane build            build or reuse kube-apiserver, etcd, kubectl, helm
+python -m tests.controlplane build            build or reuse kube-apiserver, etcd, kubectl
+python -m tests.controlplane build --all      ... and helm, the workload binaries, kube-score
 python -m tests.controlplane up               start one, install the CRDs, wait for Ctrl-C
+python -m tests.controlplane up --workloads   ... with controllers, scheduler, kwok's nodes
 python -m tests.controlplane import-image ... move an ImageStream tag to a new image ($KUBECONFIG)
 python -m tests.controlplane demo             the narrated demo behind `make demo`
 """
@@ -44,7 +46,8 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    with cluster.ControlPlane(workdir=Path(args.workdir) if args.workdir else None) as plane:
+    workdir = Path(args.workdir) if args.workdir else None
+    with cluster.ControlPlane(workdir=workdir, workloads=args.workloads) as plane:
         kube = Kube(plane.url, plane.admin_token, plane.ca_file)
         install_crds(
             kube,
@@ -81,12 +84,21 @@ def main(argv: list[str] | None = None) -> int:
     build.add_argument(
         "--all",
         action="store_true",
-        help="also build helm and kube-score (the tests of the chart and manifests need them)",
+        help=(
+            "also build helm and kube-score (the tests of the chart and manifests need them)"
+            " and kube-controller-manager, kube-scheduler and kwok (tests/rollouts/ needs them)"
+        ),
     )
     build.set_defaults(run=cmd_build)
 
     up = sub.add_parser("up", help="start a control plane and keep it until Ctrl-C")
     up.add_argument("--workdir", help="folder for data, certs and logs (default: a temp dir)")
+    up.add_argument(
+        "--workloads",
+        action="store_true",
+        help="also run kube-controller-manager, kube-scheduler and kwok's fake nodes, "
+        "so that Deployments, StatefulSets and DaemonSets roll out",
+    )
     up.set_defaults(run=cmd_up)
 
     imp = sub.add_parser(

@@ -1,5 +1,9 @@
 """Start and stop a real local control plane: etcd, kube-apiserver, OpenShift emulation.
 
+With ``workloads=True`` also kube-controller-manager, kube-scheduler and kwok's fake
+nodes, so that Deployments, StatefulSets and DaemonSets really roll out (see
+``workloads.py``); only the tests that need it pay for that.
+
 Used by pytest (a session fixture), the benchmark and ``make demo``. Every child
 runs in its own process group and gets SIGKILL from the kernel if this process
 dies (PR_SET_PDEATHSIG), so neither Ctrl-C nor a crashed test run leaves a server
@@ -40,7 +44,8 @@ from typing import Any, TypeVar
 
 import yaml
 
-from tests.controlplane import binaries, pki
+from tests.controlplane import binaries, pki, workloads
+from tests.controlplane.kube import ApiError, Kube
 
 REPO = binaries.REPO
 CRD_DIR = Path(__file__).resolve().parent / "crds"
@@ -160,11 +165,14 @@ class ControlPlane:
 
     ``kubeconfig`` points at the proxy (what every client should use);
     ``direct_kubeconfig`` bypasses it (e.g. for a benchmark floor).
+    ``workloads``: also run the controllers, the scheduler and the fake nodes that make
+    workloads roll out (``workloads.py``; nodes named in ``workloads.FAKE_NODES``).
     """
 
     workdir: Path | None = None
     audit_policy: Path | None = None
     extra_apiserver_args: Sequence[str] = ()
+    workloads: bool = False
     processes: list[Process] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -180,7 +188,10 @@ class ControlPlane:
     # -- lifecycle ---------------------------------------------------------
 
     def start(self, timeout: float = 60.0) -> ControlPlane:
-        bins = binaries.ensure(binaries.SERVER_BINARIES)
+        wanted: tuple[str, ...] = binaries.SERVER_BINARIES
+        if self.workloads:
+            wanted += binaries.WORKLOAD_BINARIES
+        bins = binaries.ensure(wanted)
         self.kubectl_path = bins["kubectl"]
         self.pki = pki.generate(self.dir / "pki")
         atexit.register(self.stop)
@@ -189,13 +200,15 @@ class ControlPlane:
             self._start_etcd(bins["etcd"], deadline)
             self._start_apiserver(bins["kube-apiserver"], deadline)
             self._start_proxy(deadline)
+            self.kubeconfig = self.write_kubeconfig(self.dir / "kubeconfig", self.pki.admin_token)
+            self.direct_kubeconfig = self.write_kubeconfig(
+                self.dir / "kubeconfig-direct", self.pki.admin_token, server=self.apiserver_url
+            )
+            if self.workloads:
+                self._start_workloads(bins, deadline)
         except BaseException:
             self.stop()
             raise
-        self.kubeconfig = self.write_kubeconfig(self.dir / "kubeconfig", self.pki.admin_token)
-        self.direct_kubeconfig = self.write_kubeconfig(
-            self.dir / "kubeconfig-direct", self.pki.admin_token, server=self.apiserver_url
-        )
         self._healthy = True
         return self
 
@@ -331,6 +344,95 @@ class ControlPlane:
         )
         self.processes.append(proc)
         self._wait(proc, f"{self.url}/readyz", deadline, token=self.pki.admin_token)
+
+    def _start_workloads(self, bins: dict[str, Path], deadline: float) -> None:
+        """kube-controller-manager, kube-scheduler and kwok, all three started before
+        waiting for any; then the fake nodes, Ready."""
+        kubeconfig = self.direct_kubeconfig
+        controller_port, scheduler_port = free_port(), free_port()
+        controllers = spawn(
+            "kube-controller-manager",
+            workloads.controller_manager_args(
+                bins["kube-controller-manager"],
+                kubeconfig=kubeconfig,
+                port=controller_port,
+                cert_dir=self.dir / "kube-controller-manager-certs",
+            ),
+            self.dir / "kube-controller-manager.log",
+        )
+        self.processes.append(controllers)
+        scheduler = spawn(
+            "kube-scheduler",
+            workloads.scheduler_args(
+                bins["kube-scheduler"],
+                config=workloads.write_scheduler_config(
+                    self.dir / "kube-scheduler.yaml", kubeconfig
+                ),
+                kubeconfig=kubeconfig,
+                port=scheduler_port,
+                cert_dir=self.dir / "kube-scheduler-certs",
+            ),
+            self.dir / "kube-scheduler.log",
+        )
+        self.processes.append(scheduler)
+        # kwok also reads ~/.kwok/kwok.yaml if there is one: give it a HOME of its own.
+        home = self.dir / "kwok-home"
+        home.mkdir(exist_ok=True)
+        kwok = spawn(
+            "kwok",
+            workloads.kwok_args(bins["kwok"], kubeconfig=kubeconfig),
+            self.dir / "kwok.log",
+            env={**os.environ, "HOME": str(home)},
+        )
+        self.processes.append(kwok)
+
+        admin = Kube(self.apiserver_url, self.admin_token, self.ca_file)
+        for name in workloads.FAKE_NODES:
+            admin.create("/api/v1/nodes", workloads.node(name))
+        headers = {"Authorization": f"Bearer {self.admin_token}"}
+        context = workloads.insecure_loopback_context()
+        for proc, port in ((controllers, controller_port), (scheduler, scheduler_port)):
+            url = f"https://127.0.0.1:{port}/healthz"
+            wait_until_ready(proc, url, deadline, headers=headers, context=context)
+        # The serviceaccount controller's first act proves the controllers run, not just serve.
+        self._wait_for_object(
+            controllers, admin, "/api/v1/namespaces/default/serviceaccounts/default", deadline
+        )
+        for name in workloads.FAKE_NODES:
+            path = f"/api/v1/nodes/{name}"
+            self._wait_for_object(kwok, admin, path, deadline, workloads.node_ready)
+            # Admission gives a new node the not-ready taint, which the node-lifecycle
+            # controller lifts once the node is Ready. That controller is not run here (it
+            # would also want kubelet heartbeats), so lift it as it would, once.
+            admin.patch(path, {"spec": {"taints": None}}, kind="merge")
+
+    def _wait_for_object(
+        self,
+        proc: Process,
+        admin: Kube,
+        path: str,
+        deadline: float,
+        ready: Callable[[dict[str, Any]], bool] = lambda _: True,
+    ) -> None:
+        """Poll ``path`` until it exists and is ``ready``; fail with ``proc``'s log if not."""
+        last = ""
+        while time.monotonic() < deadline:
+            if proc.popen.poll() is not None:
+                raise StartError(
+                    f"{proc.name} exited with code {proc.popen.returncode} while starting; "
+                    f"last lines of {proc.log}:\n{proc.tail()}"
+                )
+            try:
+                if ready(admin.get(path)):
+                    return
+                last = "not ready yet"
+            except ApiError as error:
+                last = str(error)
+            time.sleep(0.1)
+        raise StartError(
+            f"{path} not there or not ready in time ({last}): {proc.name} not working? "
+            f"last lines of {proc.log}:\n{proc.tail()}"
+        )
 
     def _wait(self, proc: Process, url: str, deadline: float, *, token: str | None) -> None:
         context = self.ssl_context() if url.startswith("https") else None

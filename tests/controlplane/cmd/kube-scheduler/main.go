@@ -1,0 +1,14 @@
+// Command kube-scheduler runs the upstream scheduler unchanged: kwok fakes what
+// happens on a node, but only for pods already bound to one.
+package main
+
+import (
+	"os"
+
+	"k8s.io/component-base/cli"
+	"k8s.io/kubernetes/cmd/kube-scheduler/app"
+)
+
+func main() {
+	os.Exit(cli.Run(app.NewSchedulerCommand()))
+}
