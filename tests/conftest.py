@@ -20,13 +20,15 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.controlplane import cluster
 from tests.controlplane.kube import Kube, create_namespace, install_crds
+from tests.controlplane.operator_process import OperatorProcess
 
 OPENSHIFT_CRDS = sorted(cluster.CRD_DIR.glob("*.yaml"))
 
@@ -97,3 +99,26 @@ def namespace(kube: Kube, request: pytest.FixtureRequest) -> str:
     # Never deleted: with no controller-manager a namespace would stay Terminating
     # forever, and the whole control plane is thrown away at the end of the session.
     return name
+
+
+@pytest.fixture
+def run_operator(
+    control_plane: cluster.ControlPlane, kube: Kube, namespace: str
+) -> Iterator[Callable[..., OperatorProcess]]:
+    """Start the operator (serving the test's namespace unless told otherwise); stopped after."""
+    started: list[OperatorProcess] = []
+
+    def start(**kwargs: Any) -> OperatorProcess:
+        wait = kwargs.pop("wait", True)
+        process = OperatorProcess(control_plane, kube, namespace, **kwargs)
+        started.append(process)
+        return process.start(wait=wait)
+
+    yield start
+    for process in started:
+        process.stop()
+
+
+@pytest.fixture
+def operator(run_operator: Callable[..., OperatorProcess]) -> OperatorProcess:
+    return run_operator()

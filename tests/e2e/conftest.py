@@ -1,39 +1,14 @@
-"""Fixtures for tests of the operator running as its own process on the real control plane."""
+"""Fixtures for tests of the operator on the shared control plane (``run_operator`` and
+``operator`` are in tests/conftest.py, for tests/rollouts too)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
 
 from tests.controlplane.builtin_triggers import BuiltinTriggers
 from tests.controlplane.cluster import ControlPlane
-from tests.controlplane.kube import Kube
-from tests.controlplane.operator_process import OperatorProcess
-
-
-@pytest.fixture
-def run_operator(
-    control_plane: ControlPlane, kube: Kube, namespace: str
-) -> Iterator[Callable[..., OperatorProcess]]:
-    """Start the operator (serving the test's namespace unless told otherwise); stopped after."""
-    started: list[OperatorProcess] = []
-
-    def start(**kwargs: Any) -> OperatorProcess:
-        wait = kwargs.pop("wait", True)
-        process = OperatorProcess(control_plane, kube, namespace, **kwargs)
-        started.append(process)
-        return process.start(wait=wait)
-
-    yield start
-    for process in started:
-        process.stop()
-
-
-@pytest.fixture
-def operator(run_operator: Callable[..., OperatorProcess]) -> OperatorProcess:
-    return run_operator()
 
 
 @pytest.fixture
