@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.client import Client, DeploymentWatch, parallel
-from bench.run import OPERATOR_NS, WRITERS, World, do_import, say
+from bench.world import OPERATOR_NS, WRITERS, World, do_import, say
 from imagestream_trigger.settings import Settings
 from tests.controlplane import cluster
 from tests.controlplane.kube import Kube, create_namespace

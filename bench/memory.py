@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from bench.run import World
+    from bench.world import World
     from tests.controlplane.cluster import ControlPlane
     from tests.controlplane.kube import Kube
 
@@ -32,7 +32,7 @@ MODEL = HERE / "memory-model.json"
 MIB = 2**20
 # The shipped request and limit are rounded up to a multiple of this.
 STEP_MIB = 16
-# Where the base run's ServiceAccount lives (the run proper uses bench.run.OPERATOR_NS).
+# Where the base run's ServiceAccount lives (the run proper uses bench.world.OPERATOR_NS).
 BASE_NAMESPACE = "imagestream-trigger-base"
 
 
@@ -158,13 +158,13 @@ def _objects(objects: dict[str, int]) -> str:
 
 
 def synthetic_pages(streams: int) -> dict[str, list[bytes]]:
-    """LIST pages of the benchmark's world (``bench.run.set_up``) as the API server sends
+    """LIST pages of the benchmark's world (``bench.world.set_up``) as the API server sends
     them: server-set metadata, imported tags, a status on every ImageTrigger. Encoded,
     so that each object decodes into strings of its own, as it does in the operator."""
     import datetime as dt
     import uuid
 
-    from bench.run import REPO, TAGS, deployment
+    from bench.world import REPO, TAGS, deployment
     from tests.controlplane import openshift
 
     now = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)

@@ -48,7 +48,7 @@ from typing import Any
 
 from bench.client import Client, DeploymentWatch, parallel
 from bench.failover import BUILD_CONFIG_LABEL, NOT_WRITES, WRITE_VERBS, user_of
-from bench.run import WRITERS, World, do_import, proc_stats, say
+from bench.world import WRITERS, World, do_import, proc_stats, say
 from imagestream_trigger.shards import Shard, shard_of
 from tests.controlplane import cluster
 from tests.controlplane.kube import Kube, create_namespace

@@ -417,11 +417,7 @@ class ControlPlane:
         """Poll ``path`` until it exists and is ``ready``; fail with ``proc``'s log if not."""
         last = ""
         while time.monotonic() < deadline:
-            if proc.popen.poll() is not None:
-                raise StartError(
-                    f"{proc.name} exited with code {proc.popen.returncode} while starting; "
-                    f"last lines of {proc.log}:\n{proc.tail()}"
-                )
+            still_starting(proc)
             try:
                 if ready(admin.get(path)):
                     return
@@ -727,6 +723,15 @@ def _b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
 
 
+def still_starting(proc: Process) -> None:
+    """Raise StartError, with the last lines of its log, if ``proc`` has exited."""
+    if proc.popen.poll() is not None:
+        raise StartError(
+            f"{proc.name} exited with code {proc.popen.returncode} while starting; "
+            f"last lines of {proc.log}:\n{proc.tail()}"
+        )
+
+
 def wait_until_ready(
     proc: Process,
     url: str,
@@ -738,11 +743,7 @@ def wait_until_ready(
     """Poll ``url`` until it answers 200; fail early, with the log tail, if ``proc`` dies."""
     last = ""
     while time.monotonic() < deadline:
-        if proc.popen.poll() is not None:
-            raise StartError(
-                f"{proc.name} exited with code {proc.popen.returncode} while starting; "
-                f"last lines of {proc.log}:\n{proc.tail()}"
-            )
+        still_starting(proc)
         try:
             request = urllib.request.Request(url, headers=headers or {})
             with urllib.request.urlopen(request, timeout=2, context=context) as response:

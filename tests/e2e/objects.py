@@ -213,6 +213,11 @@ def ready(trigger: dict[str, Any]) -> dict[str, Any]:
     return dict(next((c for c in conditions if c.get("type") == "Ready"), {}))
 
 
+def quarantined(trigger: dict[str, Any]) -> list[str]:
+    """The images an ImageTrigger's status quarantines (spec.rollout), newest first."""
+    return [q["image"] for q in trigger.get("status", {}).get("quarantine") or []]
+
+
 def wait_reason(
     kube: Kube, namespace: str, reason: str, name: str = "follow", timeout: float = 20
 ) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from tests.e2e.objects import (
     image_trigger,
     images_of,
     imported,
+    quarantined,
     ready,
     trigger_path,
     workload,
@@ -34,10 +35,6 @@ TIMEOUT_S = 10  # the shortest spec.rollout.timeout
 def record_of(deployment: dict[str, Any]) -> dict[str, Any]:
     found: dict[str, Any] = json.loads(deployment["metadata"]["annotations"][LAST_APPLIED])
     return found
-
-
-def quarantined(trigger: dict[str, Any]) -> list[str]:
-    return [q["image"] for q in trigger.get("status", {}).get("quarantine") or []]
 
 
 def test_a_rollout_that_never_gets_healthy_is_reverted_quarantined_and_retried(

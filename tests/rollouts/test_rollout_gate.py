@@ -22,6 +22,7 @@ from tests.e2e.objects import (
     image_trigger,
     images_of,
     imported,
+    quarantined,
     ready,
     trigger_path,
     workload,
@@ -41,10 +42,6 @@ def rollout_of(trigger: dict[str, Any], name: str) -> str:
         if target.get("name") == name:
             return str(target.get("rollout") or "")
     return ""
-
-
-def quarantined(trigger: dict[str, Any]) -> list[str]:
-    return [q["image"] for q in trigger.get("status", {}).get("quarantine") or []]
 
 
 def reasons(kube: Kube, namespace: str, kind: str, name: str) -> set[tuple[str, str]]:
