@@ -237,7 +237,7 @@ class Elector:
             return self.leading
         self._observe(written)
         self._renewed(started)
-        return True
+        return self.leading
 
     async def _write(self, step: Step) -> Any:
         now = micro_time()
@@ -351,6 +351,11 @@ class Elector:
             self._lost(f"the Lease is now held by {record.holder or 'nobody'}")
 
     def _renewed(self, started: float) -> None:
+        if self._released:
+            # A renewal sent before the release and answered after it: the release has
+            # handed the Lease over (or will, past the conflict this renewal causes), and
+            # a released replica must never write or start its workers again.
+            return
         self._valid_until = started + self.timing.renew_deadline_s
         if self._expiry is not None:
             self._expiry.cancel()

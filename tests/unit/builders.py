@@ -331,6 +331,7 @@ class FakeApi:
         params: Mapping[str, str] | None = None,
         resource: str,
         request_timeout: float = 30.0,
+        gated: bool = True,
         impersonate: ServiceAccount | None = None,
         accept: str = "application/json",
     ) -> Any:

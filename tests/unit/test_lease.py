@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any, cast
+
 import pytest
 
-from imagestream_trigger.lease import Record, Step, Timing, _how, next_step
+from imagestream_trigger.act.client import Api
+from imagestream_trigger.lease import Elector, Record, Step, Timing, _how, next_step
+from tests.unit.builders import Call, FakeApi
 
 ME, OTHER = "pod-a", "pod-b"
 
@@ -70,11 +75,6 @@ def test_timing_rules() -> None:
 
 
 def test_an_older_version_seen_late_does_not_end_a_term() -> None:
-    from typing import Any, cast
-
-    from imagestream_trigger.act.client import Api
-    from imagestream_trigger.lease import Elector
-
     elector = Elector(cast(Api, None), "ops", "lease", ME)
     ours = {"metadata": {"resourceVersion": "11"}, "spec": {"holderIdentity": ME}}
     theirs_before: dict[str, Any] = {
@@ -90,3 +90,51 @@ def test_an_older_version_seen_late_does_not_end_a_term() -> None:
     elector._observe({"metadata": {"resourceVersion": "12"}, "spec": {"holderIdentity": OTHER}})
     assert elector.record.holder == OTHER
     assert not elector._leading
+
+
+async def test_a_renewal_answered_after_the_release_does_not_make_it_lead_again() -> None:
+    # On SIGTERM the runner releases the Lease while the elector's loop may have a renewal
+    # on the wire. Its answer, arriving after the release, must not reopen the write gate
+    # (nor call on_lead, which would start the workers again beside the next leader).
+    version = iter(range(100, 200))
+    answer_renewal = asyncio.Event()
+    puts: list[str] = []
+    renewal_sent = asyncio.Event()
+
+    def lease(spec: dict[str, Any]) -> dict[str, Any]:
+        meta = {"name": "imagestream-trigger", "namespace": "ns", "resourceVersion": ""}
+        meta["resourceVersion"] = str(next(version))
+        return {"metadata": meta, "spec": spec}
+
+    current = lease({"holderIdentity": ME, "leaseDurationSeconds": 8, "renewTime": "t1"})
+
+    async def put(call: Call) -> dict[str, Any]:
+        nonlocal current
+        holder = call.body["spec"]["holderIdentity"]
+        puts.append(holder)
+        if holder == ME and len(puts) == 2:  # the second renewal: held up on the wire
+            renewal_sent.set()
+            await answer_renewal.wait()
+        current = lease(call.body["spec"])
+        return current
+
+    api = FakeApi().on("GET", "/leases/imagestream-trigger", lambda call: current)
+    api.on("PUT", "/leases/imagestream-trigger", put)
+    led: list[int] = []
+    elector = Elector(
+        cast(Api, api), "ns", "imagestream-trigger", ME, on_lead=lambda: led.append(1)
+    )
+    assert await elector.attempt()
+    assert elector.leading
+    assert led == [1]
+
+    renewal = asyncio.create_task(elector.attempt())
+    await renewal_sent.wait()
+    await elector.release()
+    assert not elector.leading
+    answer_renewal.set()
+    await renewal
+    assert puts == [ME, ME, ""]
+    assert not elector.leading
+    assert elector.remaining() == 0
+    assert led == [1]
