@@ -98,7 +98,8 @@ def items(obj: dict[str, Any], name: str = "stable") -> list[dict[str, Any]]:
 def test_a_new_tag_resolves_at_once_to_the_image_with_its_reference_and_the_generation() -> None:
     after = tag(None, oc_tag(GOOD))
     (stable,) = after["spec"]["tags"]
-    assert stable["name"] == "stable" and stable["generation"] == 1
+    assert stable["name"] == "stable"
+    assert stable["generation"] == 1
     assert stable["from"] == {"kind": "ImageStreamImage", "name": f"app@{GOOD}", "namespace": "dev"}
     assert items(after) == [
         {
