@@ -45,6 +45,8 @@ class Reason(StrEnum):
     RolloutFailed = "RolloutFailed"  # Ready, Warning Event: a rollout of the image failed
     RolloutReverted = "RolloutReverted"  # Normal Event: a failed image was replaced back
     RolloutSucceeded = "RolloutSucceeded"  # Normal Event: a followed rollout became healthy
+    Promoted = "Promoted"  # Normal Event: the image was tagged into spec.rollout.promoteTo
+    PromotionFailed = "PromotionFailed"  # Warning Event: a due promotion refused or failed
 
 
 class RolloutState(StrEnum):

@@ -367,6 +367,11 @@ def _rollout_timeout(value: str) -> str:
     return value
 
 
+class PromoteTo(Source):
+    """``spec.rollout.promoteTo``: the ImageStreamTag pointed at an image once it ran healthy
+    (the known-good pointer); same shape and rules as ``spec.source``."""
+
+
 class Rollout(_Model):
     """``spec.rollout``: follow each workload's rollout after a write, revert a failed one."""
 
@@ -374,6 +379,8 @@ class Rollout(_Model):
     timeout: Annotated[StrictStr, AfterValidator(_rollout_timeout)] = ROLLOUT_TIMEOUT
     # Set the changed containers back to their previous images when the rollout fails.
     revert: StrictBool = True
+    # Tag the image here once every workload target ran it healthy (promote.py).
+    promote_to: PromoteTo | None = None
 
     @property
     def timeout_s(self) -> float:
@@ -391,6 +398,20 @@ class ImageTriggerSpec(_Model):
     service_account_name: DnsSubdomain | None = None
     # Absent: writes are not followed (the behaviour, and the latency, of triggers without it).
     rollout: Rollout | None = None
+
+    @model_validator(mode="after")
+    def _promote_elsewhere(self) -> ImageTriggerSpec:
+        promote = self.rollout.promote_to if self.rollout is not None else None
+        if (
+            promote is not None
+            and promote.image_stream_tag == self.source.image_stream_tag
+            and promote.namespace == self.source.namespace
+        ):
+            raise ValueError(
+                f"rollout.promoteTo names the followed tag {_q(promote.image_stream_tag)} "
+                'itself; promote into another tag, for example "app:stable"'
+            )
+        return self
 
     @field_validator("targets")
     @classmethod

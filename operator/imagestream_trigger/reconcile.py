@@ -22,6 +22,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from imagestream_trigger import promote
 from imagestream_trigger.act.writer import Outcome, Writer, WriteResult, utcnow
 from imagestream_trigger.api import Reason, RolloutState
 from imagestream_trigger.errors import ApiError
@@ -36,7 +37,8 @@ from imagestream_trigger.identity import ServiceAccount, acting_as
 from imagestream_trigger.index import Indexes, TriggerInfo
 from imagestream_trigger.inflight import Written
 from imagestream_trigger.intake import Key, Wake
-from imagestream_trigger.models import ImageTriggerSpec, Rollout
+from imagestream_trigger.kinds import KINDS
+from imagestream_trigger.models import ImageTriggerSpec, PromoteTo, Rollout
 from imagestream_trigger.plan import (
     Action,
     BuildRecord,
@@ -192,13 +194,32 @@ class Reconciler:
             _target_result(plan, target, result, reported)
             for target, result in zip(plan.targets, done, strict=True)
         ]
+        # status.promoted and the Promoted condition: kept while the spec cannot be read (as
+        # the quarantine is), dropped with spec.rollout.promoteTo.
+        keep_promoted = spec is None or (spec.rollout is not None and spec.rollout.promote_to)
         gate: RolloutPass | None = None
+        promotion: tuple[bool, Reason, str] | None = None
+        before = base.get("promoted")
+        promoted = dict(before) if isinstance(before, Mapping) else None
         if spec is not None and spec.rollout is not None and plan.image is not None:
             gate, states, failed = await self._follow(
                 trigger, plan, spec.rollout, base, dry_run=dry_run, identity=identity
             )
             retries += failed
             results = [_with_rollout(r, states.get(r.key)) for r in results]
+            if spec.rollout.promote_to is not None and not suspended:
+                promotion, now_promoted, failed = await self._promote(
+                    trigger,
+                    plan,
+                    spec.rollout.promote_to,
+                    gate,
+                    states,
+                    base,
+                    identity=identity,
+                    dry_run=dry_run,
+                )
+                retries += failed
+                promoted = now_promoted or promoted
         status = trigger_status(
             previous=base,
             generation=trigger.generation,
@@ -209,6 +230,8 @@ class Reconciler:
             results=results,
             suspended=suspended,
             rollout_failed=gate.ready[1] if gate is not None and gate.ready else None,
+            promotion=promotion,
+            keep_promotion=bool(keep_promoted),
         )
         ledger = _ledger(base, plan, done)
         if ledger:
@@ -216,6 +239,8 @@ class Reconciler:
         quarantine = _quarantine(spec, gate, base)
         if quarantine:
             status["quarantine"] = quarantine
+        if keep_promoted and promoted is not None:
+            status["promoted"] = promoted
         try:
             await self.reporter.write_status(
                 trigger, base, status, changed=[r.key for r in results if r.changed]
@@ -291,6 +316,68 @@ class Reconciler:
                 log.warning("could not revert %s: %s", revert.workload.ref, result.message)
                 retries.append(_RETRY_REASONS[result.outcome])
         return gate, states, retries
+
+    async def _promote(
+        self,
+        trigger: TriggerInfo,
+        plan: TriggerPlan,
+        promote_to: PromoteTo,
+        gate: RolloutPass,
+        states: Mapping[str, TargetRollout],
+        base: Mapping[str, Any],
+        *,
+        identity: ServiceAccount | None,
+        dry_run: bool,
+    ) -> tuple[tuple[bool, Reason, str] | None, dict[str, str] | None, list[str]]:
+        """spec.rollout.promoteTo after the gate (promote.py decides, the writer tags).
+        Returns the Promoted condition (None: nothing happened), the new status.promoted
+        (None: unchanged) and retry reasons: a refusal comes back with backoff."""
+        assert plan.image is not None
+        assert plan.source is not None
+        namespace = trigger.ref.namespace
+        to = promote_to.tag_ref(namespace)
+        decided = promote.decide(
+            promote_to,
+            namespace=namespace,
+            source=plan.source,
+            image=plan.image,
+            followed=[t.key for t in plan.targets if KINDS[t.kind].health is not None],
+            rollouts=states,
+            quarantine=gate.quarantine,
+            reverting=bool(gate.reverts),
+            destination=self.indexes.stream(to.namespace, to.stream),
+            previous=base,
+        )
+        if decided is None:
+            return None, None, []
+        if isinstance(decided, promote.Refusal):
+            message = f"cannot promote {plan.image.reference} to {to}: {decided.message}"
+            self.reporter.promotion_failed(trigger.ref, message, refused=True)
+            return (False, Reason.CrossNamespaceDenied, message), None, ["forbidden"]
+        source = decided.source
+        tagged = f"oc tag {source.namespace}/{source.stream}@{decided.image.image} {to}"
+        result = await self.writer.promote(decided, dry_run=dry_run, identity=identity)
+        match result.outcome:
+            case Outcome.Written:
+                when = utcnow()
+                message = (
+                    f"promoted {decided.image.reference} to {to} ({tagged}): every workload "
+                    "target ran it healthy"
+                )
+                self.reporter.promoted(trigger.ref, message)
+                entry = {"image": decided.image.reference, "to": str(to), "time": when}
+                return (True, Reason.Promoted, message), entry, []
+            case Outcome.DryRun:
+                message = f"dry run: would promote {decided.image.reference} to {to} ({tagged})"
+                return (False, Reason.DryRun, message), None, []
+            case Outcome.Forbidden:
+                message = f"cannot promote {decided.image.reference} to {to}: {result.message}"
+                self.reporter.promotion_failed(trigger.ref, message, refused=True)
+                return (False, Reason.Forbidden, message), None, ["forbidden"]
+            case _:
+                message = f"could not promote {decided.image.reference} to {to}: {result.message}"
+                self.reporter.promotion_failed(trigger.ref, message, refused=False)
+                return (False, Reason.PromotionFailed, message), None, ["failed"]
 
     async def _act(
         self,

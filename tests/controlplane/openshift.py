@@ -11,7 +11,9 @@ the OpenShift sources:
   (AddTagEventToImageStream, UpdateTrackingTags, ResolveReferenceForTagEvent),
   ``pkg/image/apiserver/registry/imagestreamimport/rest.go`` (import conditions),
   ``pkg/image/apiserver/registry/imagestreammapping/rest.go`` (push),
-  ``pkg/image/apiserver/registry/imagestreamtag/rest.go`` (newISTag),
+  ``pkg/image/apiserver/registry/imagestreamtag/rest.go`` (newISTag, Create, Update),
+  ``pkg/image/apiserver/registry/imagestream/strategy.go`` (tagsChanged, tagRefChanged,
+  parseFromReference, tagReferenceToTagEvent: what an ``oc tag`` resolves to),
   ``pkg/build/apiserver/buildgenerator/generator.go`` (instantiate),
   ``pkg/build/apiserver/admission/strategyrestrictions/admission.go``;
 * openshift/library-go ``pkg/build/naming/namer.go`` (build names).
@@ -140,6 +142,11 @@ def _spec_tag(stream: Mapping[str, Any], tag: str) -> JSON | None:
         if ref.get("name") == tag:
             return dict(ref)
     return None
+
+
+def spec_tag(stream: Mapping[str, Any], tag: str) -> JSON | None:
+    """The spec tag ``tag`` of a stream (a copy), or None."""
+    return _spec_tag(stream, tag)
 
 
 def _status_tag(stream: Mapping[str, Any], tag: str) -> JSON | None:
@@ -474,6 +481,210 @@ def stream_resolver(streams: Mapping[tuple[str, str], Mapping[str, Any]]) -> Res
         raise Unresolvable(f"unknown From Kind {kind}", code=500, reason="InternalError")
 
     return resolve
+
+
+# --------------------------------------------------------------------------- tagging (oc tag)
+
+
+class TagConflict(OpenShiftError):
+    """``409``: the spec tag already exists (a create), or an ID matches several images."""
+
+    code = 409
+    reason = "AlreadyExists"
+
+
+def _from_parts(stream_name: str, source: Mapping[str, Any]) -> tuple[str, str]:
+    """``parseFromReference``: ``(stream, tag-or-id)`` of a spec tag's ``from``.
+
+    Why: ``<tag>``/``<id>`` alone names this very stream; ``<stream>:<tag>`` (an
+    ImageStreamTag) or ``<stream>@<id>`` (an ImageStreamImage) names another; anything
+    else is refused as OpenShift words it.
+    """
+    kind, name = str(source.get("kind", "")), str(source.get("name", ""))
+    split = {"ImageStreamTag": ":", "ImageStreamImage": "@"}.get(kind)
+    if split is None:
+        raise Unresolvable(
+            f'invalid from.kind "{kind}" - only ImageStreamTag and ImageStreamImage are allowed'
+        )
+    parts = name.split(split)
+    if len(parts) == 1:
+        return stream_name, name
+    if len(parts) == 2:
+        return parts[0], parts[1]
+    what = "tag" if split == ":" else "id"
+    raise Unresolvable(
+        f'invalid from.name "{name}" - it must be of the form <{what}> or <stream>{split}<{what}>'
+    )
+
+
+def tag_source(namespace: str, stream_name: str, tag_ref: Mapping[str, Any]) -> tuple[str, str]:
+    """``(namespace, stream)`` whose status a spec tag's ``from`` is resolved against."""
+    source = tag_ref.get("from") or {}
+    if source.get("kind") == "DockerImage":
+        return namespace, stream_name
+    other, _ = _from_parts(stream_name, source)
+    return str(source.get("namespace") or namespace), other
+
+
+def tag_ref_changed(old: Mapping[str, Any] | None, new: Mapping[str, Any], namespace: str) -> bool:
+    """``tagRefChanged``: whether a spec tag now points elsewhere (so status must follow).
+
+    Why: only the ``from`` (namespace defaulted to the stream's, name), ``reference``,
+    the import mode and a generation reset to 0 count; an unchanged ``oc tag`` repeated
+    changes nothing in status.
+    """
+    new_from = new.get("from") or {}
+    if not new_from or not (new_from.get("kind") or new_from.get("name")):
+        return False
+    old = old or {}
+    old_from = old.get("from") or {}
+    if (old_from.get("namespace") or namespace) != (new_from.get("namespace") or namespace):
+        return True
+    if old_from.get("name") != new_from.get("name"):
+        return True
+    if bool(old.get("reference")) != bool(new.get("reference")):
+        return True
+    old_mode = (old.get("importPolicy") or {}).get("importMode")
+    if old_mode != (new.get("importPolicy") or {}).get("importMode"):
+        return True
+    return old.get("generation") is not None and new.get("generation") == 0
+
+
+def tag_event_for(
+    tag_ref: Mapping[str, Any],
+    stream_name: str,
+    source: Mapping[str, Any] | None,
+    *,
+    now: dt.datetime,
+) -> JSON | None:
+    """``tagReferenceToTagEvent``: the status item a changed spec tag stands for, or None.
+
+    ``source``: the stream named by ``from`` (None when it does not exist). Rules:
+    ``ImageStreamImage`` (``ResolveImageID``) looks for the image in *every* item of
+    every tag of the source and takes that item's ``dockerImageReference``: none is a
+    422, two different images matching a short ID a 409; ``ImageStreamTag``
+    (``LatestTaggedImage``) takes the source tag's head, if any; ``DockerImage`` records
+    the pull spec only for a ``reference`` tag (otherwise an import fills it, which the
+    emulation does not do). The item's ``generation`` is left to the caller.
+    """
+    origin = tag_ref.get("from") or {}
+    kind, name = str(origin.get("kind", "")), str(origin.get("name", ""))
+    if kind == "DockerImage":
+        if not tag_ref.get("reference") or not name:
+            return None
+        return {"created": rfc3339(now), "dockerImageReference": name, "image": ""}
+    _, tag_or_id = _from_parts(stream_name, origin)
+    if source is None:
+        raise Unresolvable(f'spec.tags.from.name: Not found: "{name}"')
+    if kind == "ImageStreamTag":
+        entry = _status_tag(source, tag_or_id or DEFAULT_TAG)
+        items = (entry or {}).get("items") or []
+        if not items:
+            return None  # "referenced tag or ID doesn't exist, which is ok"
+        head = items[0]
+        return {
+            "created": rfc3339(now),
+            "dockerImageReference": head.get("dockerImageReference", ""),
+            "image": head.get("image", ""),
+        }
+    found: dict[str, Mapping[str, Any]] = {}
+    for entry in (source.get("status") or {}).get("tags") or []:
+        for item in entry.get("items") or []:
+            image = str(item.get("image", ""))
+            # DigestOrImageMatch: the whole name, or a prefix of the digest's hex.
+            if image and (image == tag_or_id or image.partition(":")[2].startswith(tag_or_id)):
+                found.setdefault(image, item)
+    if not found:
+        raise Unresolvable(
+            f'spec.tags.from.name: Invalid value: "{name}": error generating tag event: '
+            f'imagestreamimages.image.openshift.io "{tag_or_id}" not found'
+        )
+    if len(found) > 1:
+        raise TagConflict(
+            f'imagestreamimages.image.openshift.io "{tag_or_id}": multiple images match the '
+            f'prefix "{tag_or_id}": {", ".join(sorted(found))}',
+            reason="Conflict",
+        )
+    ((image, item),) = found.items()
+    return {
+        "created": rfc3339(now),
+        "dockerImageReference": item.get("dockerImageReference", ""),
+        "image": image,
+    }
+
+
+def spec_with_tag(
+    stream: Mapping[str, Any] | None,
+    tag: str,
+    tag_ref: Mapping[str, Any],
+    *,
+    annotations: Mapping[str, str] | None,
+) -> tuple[JSON, bool]:
+    """The stream's ``spec`` once an ImageStreamTag update set ``tag``, and whether the
+    tag's reference changed (``tagsChanged`` then resolves it into status).
+
+    Why: the ImageStreamTag REST replaces the spec tag with the one sent (its name forced
+    to ``tag``, its annotations those of the ImageStreamTag). A changed tag is stamped
+    with the stream's new generation; the CRD's ``metadata.generation`` moves by one on a
+    spec change (from 0 on create), as OpenShift's strategy moves it, so it is known
+    before the write.
+    """
+    spec = copy.deepcopy(dict((stream or {}).get("spec") or {}))
+    tags = [dict(t) for t in spec.get("tags") or []]
+    namespace = str(_meta(stream or {}).get("namespace", ""))
+    old = next((t for t in tags if t.get("name") == tag), None)
+    new = {**copy.deepcopy(dict(tag_ref)), "name": tag}
+    if annotations:
+        new["annotations"] = dict(annotations)
+    else:
+        new.pop("annotations", None)
+    changed = tag_ref_changed(old, new, namespace)
+    if changed:
+        new["generation"] = int(_meta(stream or {}).get("generation") or 0) + 1
+    elif old is not None and "generation" in old:
+        new["generation"] = old["generation"]
+    if old is None:
+        tags.append(new)
+    else:
+        tags[tags.index(old)] = new
+    spec["tags"] = tags
+    return spec, changed
+
+
+def apply_tag(
+    stream: Mapping[str, Any],
+    tag: str,
+    event: Mapping[str, Any],
+    *,
+    source_namespace: str,
+    source_name: str,
+) -> JSON:
+    """The ImageStream ``status`` once the changed spec ``tag`` resolved to ``event``.
+
+    Rules (``tagsChanged``): the item carries the stream's generation (the one
+    ``spec_with_tag`` stamped); a non-reference tag whose image sits in the integrated
+    registry under the source stream is re-pointed at this stream, so pulls come from
+    here; the item goes in by ``AddTagEventToImageStream`` and tags tracking this one
+    follow (``UpdateTrackingTags``). ``stream``: after the spec write.
+    """
+    meta = _meta(stream)
+    item: JSON = {**dict(event), "generation": int(meta.get("generation") or 1)}
+    spec_tag = _spec_tag(stream, tag) or {}
+    reference = str(item.get("dockerImageReference", ""))
+    prefix = f"{INTERNAL_REGISTRY}/{source_namespace}/{source_name}"
+    if not spec_tag.get("reference") and reference.startswith(prefix):
+        rest = reference[len(prefix) :]
+        if rest[:1] in ("@", ":"):
+            item["dockerImageReference"] = (
+                f"{INTERNAL_REGISTRY}/{meta.get('namespace', '')}/{meta.get('name', '')}{rest}"
+            )
+    tags: dict[str, JSON] = {
+        str(entry.get("tag")): copy.deepcopy(dict(entry))
+        for entry in (stream.get("status") or {}).get("tags") or []
+    }
+    if _add_tag_event(tags, tag, item):
+        _update_tracking_tags(stream, tags, tag, item)
+    return _status_with_tags(stream, tags)
 
 
 # --------------------------------------------------------------------------- builds

@@ -12,6 +12,8 @@ it after impersonation:
 * ``POST .../buildconfigs/{name}/instantiate``: BuildRequest in, Build out.
 * ``GET .../imagestreamtags[/{stream}:{tag}]``: synthesized from the ImageStream;
   a WATCH is refused with 405, as OpenShift does.
+* ``PUT``/``POST .../imagestreamtags[/{stream}:{tag}]`` (``oc tag``): the spec tag is set
+  and resolved at once into the stream's ``status.tags``.
 * discovery of both groups lists these subresources with their real verbs.
 * with the ``openshift_apiservers`` switch on, ``GET`` of the APIServices
   ``v1.image.openshift.io`` and ``v1.build.openshift.io`` says they are served by
@@ -605,6 +607,8 @@ class Emulation:
                 "MethodNotAllowed",
                 "the server does not allow this method on the requested resource",
             )
+        if request.method in ("PUT", "POST") and namespace:
+            return await self.tag_into(request, namespace, name)
         if request.method != "GET":
             return status(
                 501,
@@ -668,6 +672,141 @@ class Emulation:
                 "items": items,
             }
         )
+
+    async def tag_into(
+        self, request: web.Request, namespace: str, name: str | None
+    ) -> web.Response:
+        """``oc tag``'s write: PUT (update, or create when missing) or POST (create) of an
+        ImageStreamTag. As openshift-apiserver does it, the spec tag is set on the stream
+        (the stream is created if need be) and a changed reference is resolved at once into
+        ``status.tags`` (openshift.tag_event_for, spec_with_tag, apply_tag). Unlike the real
+        server, spec and status are two writes (the CRD's status subresource), so a watch
+        sees the spec change a moment before the new item."""
+        create = request.method == "POST"
+        verb = "create" if create else "update"
+        who = await self.caller(request)
+        if isinstance(who, web.Response):
+            return who
+        user = who.get("username", "unknown")
+        try:
+            body = await request.json()
+        except ValueError:
+            return status(400, "BadRequest", "the request body is not a JSON ImageStreamTag")
+        if not isinstance(body, dict):
+            return status(400, "BadRequest", "the request body is not a JSON ImageStreamTag")
+        name = name or str((body.get("metadata") or {}).get("name", ""))
+        stream_name, sep, tag = name.partition(":")
+        if not sep or not stream_name or not tag or ":" in tag:
+            return status(400, "BadRequest", f'"{name}" must be of the form <stream_name>:<tag>')
+        if not await self.allowed(who, verb, IMAGE, "imagestreamtags", namespace, name=name):
+            return status(
+                403,
+                "Forbidden",
+                f'imagestreamtags.{IMAGE} "{name}" is forbidden: User "{user}" cannot {verb} '
+                f'resource "imagestreamtags" in API group "{IMAGE}" in the namespace '
+                f'"{namespace}"',
+                name=name,
+                group=IMAGE,
+                kind="imagestreamtags",
+            )
+        tag_ref = body.get("tag")
+        if not isinstance(tag_ref, dict):
+            return status(
+                400,
+                "BadRequest",
+                f"imagestreamtag {tag} is not a spec tag in imagestream "
+                f"{namespace}/{stream_name}, cannot be updated",
+            )
+        annotations = (body.get("metadata") or {}).get("annotations")
+        streams = f"/apis/{IMAGE}/v1/namespaces/{namespace}/imagestreams"
+        for _ in range(10):
+            code, stream = await self.api("GET", f"{streams}/{stream_name}")
+            if code == 404:
+                stream = None
+            elif code != 200:
+                return web.json_response(stream, status=code)
+            existed = stream is not None and openshift.spec_tag(stream, tag) is not None
+            if create and existed:
+                return status(
+                    409,
+                    "AlreadyExists",
+                    f'imagestreamtags.{IMAGE} "{name}" already exists',
+                    name=name,
+                    group=IMAGE,
+                    kind="imagestreamtags",
+                )
+            src_ns, src_name = openshift.tag_source(namespace, stream_name, tag_ref)
+            if src_ns != namespace and not await self.allowed(
+                who, "get", IMAGE, "imagestreams", src_ns, subresource="layers", name=src_name
+            ):
+                # The strategy's TagVerifier: tagging from another namespace needs the
+                # right to pull from it; refused as a validation error.
+                return status(
+                    422,
+                    "Invalid",
+                    f'ImageStream.{IMAGE} "{stream_name}" is invalid: spec.tags[{tag}].from: '
+                    f"Forbidden: {src_ns}/{src_name}",
+                )
+            spec, changed = openshift.spec_with_tag(stream, tag, tag_ref, annotations=annotations)
+            event = None
+            if changed:
+                if (src_ns, src_name) == (namespace, stream_name):
+                    source = stream
+                else:
+                    code, source = await self.api(
+                        "GET", f"/apis/{IMAGE}/v1/namespaces/{src_ns}/imagestreams/{src_name}"
+                    )
+                    source = source if code == 200 else None
+                try:
+                    event = openshift.tag_event_for(
+                        tag_ref, stream_name, source, now=dt.datetime.now(dt.UTC)
+                    )
+                except openshift.OpenShiftError as refused:
+                    return status(refused.code, refused.reason, refused.status_message())
+            if stream is None:
+                new = {
+                    "apiVersion": f"{IMAGE}/v1",
+                    "kind": "ImageStream",
+                    "metadata": {"name": stream_name, "namespace": namespace},
+                    "spec": spec,
+                }
+                code, written = await self.api("POST", streams, new)
+            else:
+                code, written = await self.api(
+                    "PUT", f"{streams}/{stream_name}", {**stream, "spec": spec}
+                )
+            if code in (409,):
+                continue  # someone wrote the stream meanwhile: start again from it
+            if code not in (200, 201):
+                return web.json_response(written, status=code)
+            break
+        else:
+            return status(
+                504,
+                "Timeout",
+                "Timeout: request did not complete within the allotted timeout",
+            )
+        while event is not None:
+            written["status"] = openshift.apply_tag(
+                written, tag, event, source_namespace=src_ns, source_name=src_name
+            )
+            code, updated = await self.api("PUT", f"{streams}/{stream_name}/status", written)
+            if code == 200:
+                written = updated
+                break
+            if code != 409:
+                return web.json_response(updated, status=code)
+            code, written = await self.api("GET", f"{streams}/{stream_name}")
+            if code != 200:
+                return web.json_response(written, status=code)
+        log.info("tag %s/%s -> %s", namespace, name, (tag_ref.get("from") or {}).get("name"))
+        istag = openshift.image_stream_tag(written, tag) or {
+            "apiVersion": f"{IMAGE}/v1",
+            "kind": "ImageStreamTag",
+            "metadata": {"name": name, "namespace": namespace},
+            "tag": openshift.spec_tag(written, tag),
+        }
+        return web.json_response(istag, status=200 if existed else 201)
 
     # -- discovery ---------------------------------------------------------
 

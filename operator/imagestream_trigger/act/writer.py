@@ -1,4 +1,4 @@
-"""The only code that writes workloads and starts builds.
+"""The only code that writes workloads, starts builds and promotes images.
 
 It owns what makes a write safe to repeat or to skip: the overlay of writes in
 flight (``inflight.Overlay``), dry-run, the bound on concurrent writes, and the
@@ -34,17 +34,20 @@ from typing import Any, Protocol
 from imagestream_trigger.act.client import JSON_PATCH, Api, api_path, is_transient, paged
 from imagestream_trigger.api import IMAGESTREAM_RESOURCE, TargetKind
 from imagestream_trigger.decide import ImageChange, build_request, workload_patch
-from imagestream_trigger.errors import ApiError, ForbiddenError, InvalidPatchError
+from imagestream_trigger.errors import ApiError, ForbiddenError, InvalidPatchError, NotFoundError
 from imagestream_trigger.identity import Right, ServiceAccount, describe_denial
 from imagestream_trigger.index import BuildConfigInfo, ObjectRef, WorkloadInfo
 from imagestream_trigger.inflight import Overlay, Written
 from imagestream_trigger.kinds import KINDS
+from imagestream_trigger.promote import Promotion, image_stream_tag
 from imagestream_trigger.resolve import TagRef
 
 log = logging.getLogger(__name__)
 
 ALREADY_BUILT = "already instantiated a build for imageid"
 BUILD_GROUP = "build.openshift.io"
+IMAGE_GROUP = "image.openshift.io"
+ISTAG_PLURAL = "imagestreamtags"
 BUILD_CONFIG_LABEL = "openshift.io/build-config.name"
 # A fault hook for tests only: exit the process right after an instantiate returned,
 # before anything records its outcome. Never set in production.
@@ -295,6 +298,41 @@ class Writer:
                 if _triggered_by(item, reference):
                     return str(item.get("metadata", {}).get("name", ""))
         return ""
+
+    # -- promotion -------------------------------------------------------------------
+
+    async def promote(
+        self, promotion: Promotion, *, dry_run: bool = False, identity: ServiceAccount | None
+    ) -> WriteResult:
+        """Tag ``promotion``'s image into its destination, as ``oc tag`` does: update the
+        ImageStreamTag, create it when the server has none (oc's order); never raises."""
+        to = promotion.to
+        if dry_run or self.dry_run:
+            return WriteResult(Outcome.DryRun, image=promotion.image.reference)
+        body = image_stream_tag(promotion)
+        collection = api_path(IMAGE_GROUP, "v1", ISTAG_PLURAL, to.namespace)
+        verb = "update"
+        try:
+            async with self._slots:
+                try:
+                    await self.api.with_retries(
+                        "PUT",
+                        f"{collection}/{to.stream}:{to.tag}",
+                        body=body,
+                        resource=ISTAG_PLURAL,
+                        impersonate=identity,
+                    )
+                except NotFoundError:
+                    verb = "create"
+                    await self.api.request(
+                        "POST", collection, body=body, resource=ISTAG_PLURAL, impersonate=identity
+                    )
+        except ApiError as error:
+            if isinstance(error, ForbiddenError):
+                attempted = Right(verb, ISTAG_PLURAL, IMAGE_GROUP, to.namespace)
+                return WriteResult(Outcome.Forbidden, _refusal(error, identity, attempted))
+            return WriteResult(Outcome.Failed, error.server_message, transient=is_transient(error))
+        return WriteResult(Outcome.Written, image=promotion.image.reference)
 
     # -- sources -------------------------------------------------------------------
 

@@ -129,11 +129,16 @@ def trigger_status(
     results: Sequence[TargetResult],
     suspended: bool,
     rollout_failed: str | None = None,
+    promotion: tuple[bool, Reason, str] | None = None,
+    keep_promotion: bool = False,
 ) -> dict[str, Any]:
     """The full new ``status`` of an ImageTrigger.
 
     ``rollout_failed``: why the source's image failed its rollout (gate.py): Ready is then
-    False with reason RolloutFailed, unless the trigger is blocked or suspended."""
+    False with reason RolloutFailed, unless the trigger is blocked or suspended.
+    ``promotion``: the ``Promoted`` condition after a promotion was written (True) or
+    refused (False) in this pass (promote.py); None with ``keep_promotion`` keeps the one
+    there (spec.rollout.promoteTo set, nothing to do this pass); else there is none."""
     ready, reason, message = summarize(blocked, blocked_message, results, suspended=suspended)
     if rollout_failed is not None and blocked is None and not suspended:
         ready, reason, message = False, Reason.RolloutFailed, rollout_failed
@@ -173,6 +178,22 @@ def trigger_status(
                 generation=generation,
             )
         )
+
+    if promotion is not None:
+        done, why, said = promotion
+        conditions.append(
+            _condition(
+                old.get("Promoted"),
+                "Promoted",
+                "True" if done else "False",
+                str(why),
+                said,
+                now=now,
+                generation=generation,
+            )
+        )
+    elif keep_promotion and isinstance(old.get("Promoted"), Mapping):
+        conditions.append(dict(old["Promoted"]))
 
     status: dict[str, Any] = {"observedGeneration": generation, "conditions": conditions}
     image = image or previous.get("image", "")

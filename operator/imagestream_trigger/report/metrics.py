@@ -34,6 +34,8 @@ NATIVE_MODES: Final = ("apply", "observe", "off")
 BUILD_RESULTS: Final = ("started", "already_built", "dry_run", "failed")
 # Followed rollouts (spec.rollout), by how they ended: gate.RolloutPass.results, reverts.
 ROLLOUT_RESULTS: Final = ("succeeded", "failed", "reverted")
+# Promotions into spec.rollout.promoteTo: written, refused (403 or no consent), other errors.
+PROMOTION_RESULTS: Final = ("promoted", "refused", "failed")
 # Why a key went back to the queue with backoff.
 RETRY_REASONS: Final = ("conflict", "forbidden", "failed", "build_unknown", "status", "error")
 # What a reconcile was about: an ImageTrigger, or a workload's annotation.
@@ -83,6 +85,12 @@ class Metrics:
             f"{PREFIX}_rollouts",
             "Followed rollouts (ImageTriggers with spec.rollout), by result (succeeded, "
             "failed, reverted).",
+            ["result"],
+            registry=r,
+        )
+        self.promotions = Counter(
+            f"{PREFIX}_promotions",
+            "Promotions into spec.rollout.promoteTo, by result (promoted, refused, failed).",
             ["result"],
             registry=r,
         )
@@ -188,6 +196,8 @@ class Metrics:
             self.builds.labels(result)
         for result in ROLLOUT_RESULTS:
             self.rollouts.labels(result)
+        for result in PROMOTION_RESULTS:
+            self.promotions.labels(result)
         for code in ProblemCode:
             self.invalid_triggers.labels(SOURCES[0], code)
         self.invalid_triggers.labels(SOURCES[1], Reason.InvalidSpec)

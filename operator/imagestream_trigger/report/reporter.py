@@ -205,6 +205,19 @@ class Reporter:
         self.events.post(event.on, event.type, event.reason, event.message)
         self.metrics.rollouts.labels("reverted").inc()
 
+    def promoted(self, trigger: ObjectRef, message: str) -> None:
+        """A promotion (spec.rollout.promoteTo) was written."""
+        log.info("%s: %s", trigger, message)
+        self.events.post(trigger, "Normal", Reason.Promoted, message)
+        self.clear_warning(trigger, Reason.PromotionFailed)
+        self.metrics.promotions.labels("promoted").inc()
+
+    def promotion_failed(self, trigger: ObjectRef, message: str, *, refused: bool) -> None:
+        """A due promotion was refused (403, no consent) or failed; it is tried again (one
+        Warning per distinct message, not one per retry)."""
+        self.warn_once(trigger, Reason.PromotionFailed, message)
+        self.metrics.promotions.labels("refused" if refused else "failed").inc()
+
     async def retry_used(self, trigger: TriggerInfo) -> None:
         """Remove the one-shot retry-image annotation once honoured. Guarded by a ``test`` of
         its value: one changed meanwhile is someone's new request and stays. Best effort: a

@@ -72,6 +72,14 @@ class BuildRecord(_Model):
     build: str = ""
 
 
+class Promoted(_Model):
+    """The last promotion (spec.rollout.promoteTo): the image, "ns/stream:tag", when."""
+
+    image: str
+    to: str
+    time: str
+
+
 class ImageTriggerStatus(_Model):
     observed_generation: int = 0
     image: str = ""
@@ -82,6 +90,7 @@ class ImageTriggerStatus(_Model):
     history: tuple[HistoryEntry, ...] = ()
     builds: dict[str, BuildRecord] = Field(default_factory=dict)
     quarantine: tuple[QuarantineEntry, ...] = ()
+    promoted: Promoted | None = None
 
 
 _LISTS: dict[str, type[_Model]] = {
@@ -116,6 +125,9 @@ def read(body: Any) -> dict[str, Any]:
         entries = body.get(key)
         if isinstance(entries, list):
             kept[key] = [_entry(model, e) for e in entries if _fits(model, e)]
+    promoted = body.get("promoted")
+    if isinstance(promoted, Mapping) and _fits(Promoted, promoted):
+        kept["promoted"] = _entry(Promoted, promoted)
     builds = body.get("builds")
     if isinstance(builds, Mapping):
         kept["builds"] = {
