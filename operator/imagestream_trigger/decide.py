@@ -170,17 +170,10 @@ def workload_patch(
     base = workload_kind(kind).patch_base
     patch: list[dict[str, Any]] = []
     for change in changes:
-        container = change.container
-        field = "initContainers" if container.init else "containers"
-        path = f"{base}/{field}/{container.index}"
-        patch += [
-            {"op": "test", "path": f"{path}/name", "value": container.name},
-            {"op": "test", "path": f"{path}/image", "value": container.image},
-            {"op": "replace", "path": f"{path}/image", "value": change.new_image},
-        ]
+        patch += _swap(base, change.container, change.container.image, change.new_image)
 
     record = _previous_record(annotations)
-    earlier = applied_record(annotations)
+    earlier = _entries(record)  # read before the loop below rewrites the record
     for change in changes:
         entry = {"image": change.new_image, "source": str(change.source), "time": now}
         previous = previous_image(
@@ -191,6 +184,17 @@ def workload_patch(
         record[change.container.key] = entry
     patch.append(_record_op(annotations, record))
     return patch
+
+
+def _swap(base: str, container: Container, expected: str, image: str) -> list[dict[str, Any]]:
+    """Set ``container``'s image to ``image``, guarded by ``test`` ops on its name and on
+    ``expected``, the image it must still run (else the server refuses the whole patch)."""
+    path = f"{base}/{'initContainers' if container.init else 'containers'}/{container.index}"
+    return [
+        {"op": "test", "path": f"{path}/name", "value": container.name},
+        {"op": "test", "path": f"{path}/image", "value": expected},
+        {"op": "replace", "path": f"{path}/image", "value": image},
+    ]
 
 
 def _record_op(annotations: Mapping[str, str] | None, record: Mapping[str, Any]) -> dict[str, Any]:
@@ -223,8 +227,13 @@ def applied_record(annotations: Mapping[str, str] | None) -> dict[str, Applied]:
 
     Total: junk (not JSON, not an object, odd entries or fields) reads as absent.
     """
+    return _entries(_previous_record(annotations))
+
+
+def _entries(record: Mapping[str, Any]) -> dict[str, Applied]:
+    """The entries of a decoded record (see ``applied_record``)."""
     entries: dict[str, Applied] = {}
-    for key, raw in _previous_record(annotations).items():
+    for key, raw in record.items():
         if not isinstance(key, str) or not isinstance(raw, Mapping):
             continue
         fields: dict[str, str] = {}
@@ -296,13 +305,7 @@ def revert_patch(
     base = workload_kind(kind).patch_base
     patch: list[dict[str, Any]] = []
     for container, entry in chosen:
-        field = "initContainers" if container.init else "containers"
-        path = f"{base}/{field}/{container.index}"
-        patch += [
-            {"op": "test", "path": f"{path}/name", "value": container.name},
-            {"op": "test", "path": f"{path}/image", "value": entry.image},
-            {"op": "replace", "path": f"{path}/image", "value": entry.previous},
-        ]
+        patch += _swap(base, container, entry.image, entry.previous)
     kept = _previous_record(annotations)
     for container, _ in chosen:
         kept[container.key] = {**_as_dict(kept.get(container.key)), "reverted": now}
