@@ -5,7 +5,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from kubernetes.aio import client as k8s
+
+from imagestream_trigger.act.client import Api
 from tests.controlplane import simulate
+from tests.controlplane.cluster import ControlPlane
 from tests.controlplane.kube import Kube, path_for
 
 IMAGE = "image.openshift.io/v1"
@@ -231,3 +235,11 @@ def builds(kube: Kube, namespace: str) -> list[str]:
     return sorted(
         b["metadata"]["name"] for b in kube.get(path_for(BUILD, "builds", namespace))["items"]
     )
+
+
+def api_for(plane: ControlPlane) -> Api:
+    """The operator's own API client, as the cluster's admin."""
+    configuration = k8s.Configuration(host=plane.url)
+    configuration.ssl_ca_cert = str(plane.ca_file)
+    configuration.api_key = {"authorization": f"Bearer {plane.admin_token}"}
+    return Api(configuration)

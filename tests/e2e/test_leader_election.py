@@ -9,23 +9,15 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import pytest
-from kubernetes.aio import client as k8s
 
-from imagestream_trigger.act.client import Api
 from imagestream_trigger.errors import NotLeaderError
 from imagestream_trigger.lease import Elector, Timing, micro_time
 from tests.controlplane.cluster import ControlPlane
+from tests.e2e.objects import api_for
 
 pytestmark = pytest.mark.controlplane
 
 FAST = Timing(duration_s=2.0, renew_deadline_s=1.2, retry_period_s=0.3)
-
-
-def api_for(plane: ControlPlane) -> Api:
-    configuration = k8s.Configuration(host=plane.url)
-    configuration.ssl_ca_cert = str(plane.ca_file)
-    configuration.api_key = {"authorization": f"Bearer {plane.admin_token}"}
-    return Api(configuration)
 
 
 class Replica:

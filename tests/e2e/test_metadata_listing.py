@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from kubernetes.aio import client as k8s
 
 from imagestream_trigger.act.client import Api
 from imagestream_trigger.api import (
@@ -18,16 +17,17 @@ from imagestream_trigger.kinds import KINDS
 from imagestream_trigger.watch import list_each
 from tests.controlplane.cluster import ControlPlane
 from tests.controlplane.kube import Kube
-from tests.e2e.objects import buildconfig, create, image_stream, image_trigger, imported, workload
+from tests.e2e.objects import (
+    api_for,
+    buildconfig,
+    create,
+    image_stream,
+    image_trigger,
+    imported,
+    workload,
+)
 
 pytestmark = pytest.mark.controlplane
-
-
-def api_for(plane: ControlPlane) -> Api:
-    configuration = k8s.Configuration(host=plane.url)
-    configuration.ssl_ca_cert = str(plane.ca_file)
-    configuration.api_key = {"authorization": f"Bearer {plane.admin_token}"}
-    return Api(configuration)
 
 
 async def listed(api: Api, resource: ApiResource, namespace: str, **kw: Any) -> list[Any]:
