@@ -24,6 +24,11 @@ ALLOWED_NAMESPACES_ANNOTATION: Final = "imagestream-trigger.dev/allowed-namespac
 RETRY_IMAGE_ANNOTATION: Final = "imagestream-trigger.dev/retry-image"
 
 
+def annotation_path(key: str) -> str:
+    """The JSON Pointer of annotation ``key`` ("/" and "~" escaped, RFC 6901)."""
+    return "/metadata/annotations/" + key.replace("~", "~0").replace("/", "~1")
+
+
 class Reason(StrEnum):
     """Machine-readable reasons for conditions, events and per-target results."""
 

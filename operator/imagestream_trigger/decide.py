@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from imagestream_trigger.api import LAST_APPLIED_ANNOTATION, Reason
+from imagestream_trigger.api import LAST_APPLIED_ANNOTATION, Reason, annotation_path
 from imagestream_trigger.kinds import Container, workload_kind
 from imagestream_trigger.resolve import ResolvedImage, TagRef, image_repository
 from imagestream_trigger.triggers import (
@@ -207,8 +207,7 @@ def _record_op(annotations: Mapping[str, str] | None, record: Mapping[str, Any])
             "value": {LAST_APPLIED_ANNOTATION: value},
         }
     # "add" on an object member creates or replaces it (RFC 6902, 4.1).
-    key = LAST_APPLIED_ANNOTATION.replace("~", "~0").replace("/", "~1")
-    return {"op": "add", "path": f"/metadata/annotations/{key}", "value": value}
+    return {"op": "add", "path": annotation_path(LAST_APPLIED_ANNOTATION), "value": value}
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,7 @@ from imagestream_trigger.api import (
     VERSION,
     Reason,
     TargetKind,
+    annotation_path,
 )
 from imagestream_trigger.errors import ApiError
 from imagestream_trigger.frozen import FrozenJson
@@ -225,15 +226,15 @@ class Reporter:
         ref, value = trigger.ref, trigger.retry_image
         if value is None:
             return
-        key = RETRY_IMAGE_ANNOTATION.replace("~", "~0").replace("/", "~1")
+        at = annotation_path(RETRY_IMAGE_ANNOTATION)
         path = api_path(GROUP, VERSION, PLURAL, ref.namespace, ref.name)
         try:
             await self.api.with_retries(
                 "PATCH",
                 path,
                 body=[
-                    {"op": "test", "path": f"/metadata/annotations/{key}", "value": value},
-                    {"op": "remove", "path": f"/metadata/annotations/{key}"},
+                    {"op": "test", "path": at, "value": value},
+                    {"op": "remove", "path": at},
                 ],
                 content_type=JSON_PATCH,
                 resource=PLURAL,
