@@ -61,6 +61,8 @@ ALERTS = {
     "ImageStreamTriggerUpdatesStuck",
     "ImageStreamTriggerHighLatency",
     "ImageStreamTriggerInvalidTriggers",
+    "ImageStreamTriggerRolloutFailed",
+    "ImageStreamTriggerPromotionFailing",
 }
 SEVERITIES = {"critical", "warning", "info"}
 # A metric name of ours, not part of a recording rule's name (level:metric:operation).
