@@ -105,6 +105,18 @@ def required_permissions(settings: Settings) -> list[Permission]:
     return wanted
 
 
+def optional_permissions(settings: Settings) -> list[tuple[Permission, str]]:
+    """What only some ImageTriggers need, with the feature it serves: missing, the operator
+    starts and warns (a trimmed ClusterRole is a choice); such a trigger reports Forbidden."""
+    if settings.dry_run:
+        return []
+    promotion = "promotion (spec.rollout.promoteTo) will be refused"
+    return [
+        (Permission(verb, IMAGESTREAM_RESOURCE.group, "imagestreamtags"), promotion)
+        for verb in ("create", "update")
+    ]
+
+
 async def preflight(api: Api, settings: Settings, lease_namespace: str = "") -> None:
     """Fail fast, and clearly, when the cluster cannot serve this operator."""
     try:
@@ -150,35 +162,57 @@ async def preflight(api: Api, settings: Settings, lease_namespace: str = "") -> 
             (lease_namespace, Permission(verb, "coordination.k8s.io", "leases"))
             for verb in ("get", "list", "watch", "create", "update")
         ]
-    missing: list[str] = []
-    for namespace, permission in checks:
-        attributes = {
-            "verb": permission.verb,
-            "group": permission.group,
-            "resource": permission.resource,
-            "namespace": namespace,
-        }
-        if permission.subresource:
-            attributes["subresource"] = permission.subresource
-        review = await api.request(
-            "POST",
-            "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
-            body={
-                "apiVersion": "authorization.k8s.io/v1",
-                "kind": "SelfSubjectAccessReview",
-                "spec": {"resourceAttributes": attributes},
-            },
-            resource="selfsubjectaccessreviews",
-        )
-        if not (review or {}).get("status", {}).get("allowed"):
-            where = f'in namespace "{namespace}"' if namespace else "cluster-wide"
-            missing.append(f"{permission} ({where})")
+    missing = [
+        f"{permission} ({_where(namespace)})"
+        for namespace, permission in checks
+        if not await _allowed(api, namespace, permission)
+    ]
     if missing:
         raise ConfigurationError(
             "the operator's ServiceAccount lacks permissions it needs: "
             + "; ".join(missing)
             + ". Apply manifests/rbac (or the Helm chart's ClusterRole and Role)."
         )
+    lacking: dict[str, list[str]] = {}
+    for namespace in namespaces:
+        for permission, feature in optional_permissions(settings):
+            if not await _allowed(api, namespace, permission):
+                lacking.setdefault(feature, []).append(f"{permission} ({_where(namespace)})")
+    for feature, permissions in lacking.items():
+        log.warning(
+            "the operator's ServiceAccount lacks %s: %s unless the ImageTrigger names a "
+            "ServiceAccount that has it. Apply manifests/rbac (or the Helm chart's "
+            "ClusterRole) to allow it.",
+            "; ".join(permissions),
+            feature,
+        )
+
+
+def _where(namespace: str) -> str:
+    return f'in namespace "{namespace}"' if namespace else "cluster-wide"
+
+
+async def _allowed(api: Api, namespace: str, permission: Permission) -> bool:
+    """One SelfSubjectAccessReview."""
+    attributes = {
+        "verb": permission.verb,
+        "group": permission.group,
+        "resource": permission.resource,
+        "namespace": namespace,
+    }
+    if permission.subresource:
+        attributes["subresource"] = permission.subresource
+    review = await api.request(
+        "POST",
+        "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+        body={
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SelfSubjectAccessReview",
+            "spec": {"resourceAttributes": attributes},
+        },
+        resource="selfsubjectaccessreviews",
+    )
+    return bool((review or {}).get("status", {}).get("allowed"))
 
 
 async def detect_native_mode(api: Api, settings: Settings) -> tuple[Writing, str]:

@@ -430,6 +430,27 @@ def test_a_rule_missing_from_the_installed_role_stops_the_operator_at_start(
     assert "manifests/rbac" in missing
 
 
+def drop_imagestreamtags(rules: list[dict[str, Any]]) -> None:
+    rules[:] = [r for r in rules if "imagestreamtags" not in r["resources"]]
+
+
+def test_a_missing_rule_only_promotion_needs_is_a_warning_not_a_refusal_to_start(
+    control_plane: ControlPlane, kube: Kube, installed: str
+) -> None:
+    # Promotion is one feature of some ImageTriggers: a ClusterRole trimmed of it still
+    # runs everything else, and the log says what will be refused.
+    with (
+        installed_role_without(
+            kube, drop_imagestreamtags, ("create", "image.openshift.io", "imagestreamtags")
+        ),
+        OperatorProcess(control_plane, kube, installed, serve=(), bind=False) as operator,
+    ):
+        operator.wait_logged("lacks create imagestreamtags.image.openshift.io (cluster-wide)")
+        operator.wait_logged("update imagestreamtags.image.openshift.io (cluster-wide)")
+        operator.wait_logged("promotion (spec.rollout.promoteTo) will be refused")
+        operator.wait_ready()
+
+
 # -- the same through the Helm chart, in another namespace -------------------------------
 
 
