@@ -162,3 +162,59 @@ def test_a_statefulset_that_never_gets_ready_is_reverted_by_the_triggers_timeout
     kube.wait_for(path, lambda s: images_of(s)["db"] == good.reference, timeout=timeout_s + SLACK_S)
     trigger = kube.wait_for(trigger_path(namespace), lambda t: quarantined(t) == [bad.reference])
     assert rollout_of(trigger, "db") == "Reverted"
+
+
+def test_a_daemonset_that_never_gets_ready_is_reverted_by_the_triggers_timeout(
+    kube: Kube, namespace: str, operator: OperatorProcess
+) -> None:
+    # One pod per fake node; the rolling update stops at the first pod that never gets
+    # ready, and the trigger's timeout decides.
+    image_stream(kube, namespace)
+    good = imported(kube, namespace)
+    create(kube, namespace, workload("DaemonSet", "agent", {"agent": good.reference}))
+    timeout_s = 10
+    create(
+        kube,
+        namespace,
+        image_trigger(
+            "follow",
+            "app:latest",
+            [{"kind": "DaemonSet", "name": "agent"}],
+            rollout={"timeout": f"{timeout_s}s"},
+        ),
+    )
+    path = workload_path("DaemonSet", namespace, "agent")
+    kube.wait_for(
+        path,
+        lambda d: (
+            d["status"].get("numberReady", 0) >= 1
+            and d["status"].get("numberReady") == d["status"].get("desiredNumberScheduled")
+        ),
+        timeout=60,
+    )
+
+    bad = import_image(kube, namespace, "app", "latest", image=never_ready_digest("agent-bad"))
+    kube.wait_for(path, lambda d: images_of(d)["agent"] == bad.reference)
+    kube.wait_for(
+        path, lambda d: images_of(d)["agent"] == good.reference, timeout=timeout_s + SLACK_S
+    )
+    trigger = kube.wait_for(trigger_path(namespace), lambda t: quarantined(t) == [bad.reference])
+    assert rollout_of(trigger, "agent") == "Reverted"
+    # Events are posted in the background, just after the status that shows them.
+    kube.wait_for(
+        path_for("v1", "events", namespace),
+        lambda _: (
+            {("Warning", "RolloutFailed"), ("Normal", "RolloutReverted")}
+            <= reasons(kube, namespace, "DaemonSet", "agent")
+        ),
+    )
+    # The revert rolls out: every node runs the good image and is ready again.
+    kube.wait_for(
+        path,
+        lambda d: (
+            d["status"].get("updatedNumberScheduled")
+            == d["status"].get("numberReady")
+            == d["status"].get("desiredNumberScheduled")
+        ),
+        timeout=60,
+    )
