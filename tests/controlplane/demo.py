@@ -23,14 +23,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from tests.controlplane import binaries, cluster, simulate
-from tests.controlplane.kube import (
-    ApiError,
-    Kube,
-    create_namespace,
-    install_crds,
-    load_yaml,
-    path_for,
-)
+from tests.controlplane.kube import Kube, create_namespace, install_crds, load_yaml, path_for
 from tests.controlplane.operator_process import OperatorProcess
 from tests.controlplane.workloads import never_ready_digest
 
@@ -159,16 +152,6 @@ def wait_until(
                 f"{what}: did not happen within {timeout:.0f}s; last seen: {progress or 'nothing'}"
             )
         time.sleep(0.2)
-
-
-def get_or_none(kube: Kube, path: str) -> dict[str, Any] | None:
-    try:
-        found: dict[str, Any] = kube.get(path)
-    except ApiError as error:
-        if error.status == 404:
-            return None
-        raise
-    return found
 
 
 def condition(obj: dict[str, Any], kind: str) -> dict[str, Any]:
@@ -433,6 +416,20 @@ def safe_rollouts(kube: Kube, first_number: int) -> None:
     act.show_events(seen, "RolloutReverted")
 
 
+def samples_imports(kube: Kube, operator: OperatorProcess) -> None:
+    """Namespace demo: two imports, what followed each, and the samples' ImageTrigger."""
+    for number in (1, 2):
+        one_import(kube, operator, number)
+    trigger = kube.get(
+        path_for("imagestream-trigger.dev/v1alpha1", "imagetriggers", NAMESPACE, "app")
+    )
+    ready = next(c for c in trigger["status"]["conditions"] if c["type"] == "Ready")
+    say(
+        f"ImageTrigger app: Ready={ready['status']} ({ready['reason']}): {ready['message']}; "
+        f"{len(trigger['status'].get('history', []))} transitions in its history"
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     say(
         f"control plane: Kubernetes {binaries.kubernetes_version()} (kube-apiserver + etcd, "
@@ -466,19 +463,8 @@ def run(args: argparse.Namespace) -> int:
             kube.apply(obj)
             say(f"created {obj['kind']} {NAMESPACE}/{obj['metadata']['name']} (manifests/samples)")
 
-        for number in (1, 2):
-            one_import(kube, operator, number)
-
-        trigger = kube.get(
-            path_for("imagestream-trigger.dev/v1alpha1", "imagetriggers", NAMESPACE, "app")
-        )
-        ready = next(c for c in trigger["status"]["conditions"] if c["type"] == "Ready")
-        say(
-            f"ImageTrigger app: Ready={ready['status']} ({ready['reason']}): {ready['message']}; "
-            f"{len(trigger['status'].get('history', []))} transitions in its history"
-        )
-
         try:
+            samples_imports(kube, operator)
             safe_rollouts(kube, 3)
         except (DemoFailed, TimeoutError) as failure:
             print(f"error: {failure} (operator log: {operator.log})", file=sys.stderr, flush=True)
