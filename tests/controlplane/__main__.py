@@ -114,7 +114,9 @@ def main(argv: list[str] | None = None) -> int:
     imp.add_argument("--kubeconfig", help="default: $KUBECONFIG")
     imp.set_defaults(run=cmd_import)
 
-    demo = sub.add_parser("demo", help="start everything and narrate two imports")
+    demo = sub.add_parser(
+        "demo", help="start everything, narrate two imports, a promotion and a revert"
+    )
     demo.add_argument("--workdir", help="folder for data, certs and logs (default: a temp dir)")
     demo.add_argument("--no-wait", action="store_true", help="exit after the narration")
     demo.set_defaults(run=demo_module.run)
