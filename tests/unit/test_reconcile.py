@@ -292,7 +292,7 @@ async def test_a_trigger_pass_updates_its_targets_once() -> None:
     labels = {"kind": "Deployment", "source": "imagetrigger", "result": "updated"}
     assert rig.sample("target_updates_total", **labels) == 1
     [event] = [e for e in rig.posted("ImageUpdated") if e["involvedObject"]["kind"] == IMAGETRIGGER]
-    assert event["message"] == f"Deployment/web now follow {NEW}"
+    assert event["message"] == f"Deployment/web now follows {NEW}"
     # The target is not written again while the write is in flight.
     await rig.run(FOLLOW, MOVED)
     assert len(rig.api.to(DEPLOYMENTS)) == 1

@@ -273,7 +273,10 @@ class Reporter:
         check(status)  # what we write fits the model (and so the CRD's schema)
         if changed:
             self.events.normal(
-                ref, "ImageUpdated", f"{', '.join(changed)} now follow {status.get('image', '')}"
+                ref,
+                "ImageUpdated",
+                f"{', '.join(changed)} now {'follows' if len(changed) == 1 else 'follow'} "
+                f"{status.get('image', '')}",
             )
         if status == dict(previous):
             return
