@@ -28,6 +28,7 @@ from __future__ import annotations
 import functools
 import math
 import re
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Final, Literal
@@ -53,6 +54,7 @@ _WILDCARD: Final = frozenset({"x", "X", "*"})
 _NUMBER: Final = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 # Go's template expansion: $$, ${name}, $name (name: letters, digits, "_"; $1 is a number).
 _TEMPLATE: Final = re.compile(r"\$(?:(\$)|\{(\w+)\}|(\w+))")
+_UNPRINTABLE: Final = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
 MAX_SHOWN: Final = 80  # characters of a tag or value quoted in a message
 
 
@@ -73,8 +75,10 @@ class Unmatched:
 
 
 def _shown(text: str) -> str:
+    """An excerpt of ``text`` for a one-line message: control characters and lone
+    surrogates (which UTF-8 cannot encode) shown as escapes."""
     text = text if len(text) <= MAX_SHOWN else text[: MAX_SHOWN - 3] + "..."
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return _UNPRINTABLE.sub(lambda m: f"\\u{ord(m[0]):04x}", text)
 
 
 # -- semver ------------------------------------------------------------------------------
@@ -329,7 +333,9 @@ def compile_policy(kind: Kind, argument: str, pattern: str | None, extract: str)
 
 def compile_pattern(pattern: str) -> re.Pattern[str]:
     try:
-        return re.compile(pattern)
+        with warnings.catch_warnings():  # FutureWarnings about syntax: no use to a user
+            warnings.simplefilter("ignore")
+            return re.compile(pattern)
     except (re.error, OverflowError, RecursionError, ValueError) as error:
         raise PolicyError(
             f'"{_shown(pattern)}" is not a regular expression: {_shown(str(error))}'
