@@ -7,26 +7,30 @@ picks, and everything downstream sees that tag as the source.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
+from imagestream_trigger.api import LAST_APPLIED_ANNOTATION as LAST_APPLIED
 from imagestream_trigger.api import Reason, TargetKind
 from imagestream_trigger.errors import InvalidSpecError
 from imagestream_trigger.index import Indexes, trigger_info
 from imagestream_trigger.inflight import Overlay
-from imagestream_trigger.intake import IMAGETRIGGER, Intake, Key
+from imagestream_trigger.intake import Intake
 from imagestream_trigger.models import parse_spec
 from imagestream_trigger.plan import Action, plan_trigger
+from imagestream_trigger.plugin.explain import Snapshot, explain, rows
 from imagestream_trigger.resolve import TagRef
-from tests.unit.builders import image_trigger, imagestream, workload
+from tests.unit.builders import NEW, OLD, image_trigger, imagestream, workload
+from tests.unit.builders import B as DIGEST
+from tests.unit.test_rollout_wiring import DEPLOYMENTS, FOLLOW, Rig, complete, now
 
 A = "quay.io/acme/app@sha256:" + "a" * 64
 B = "quay.io/acme/app@sha256:" + "b" * 64
 C = "quay.io/acme/app@sha256:" + "c" * 64
 TARGETS = [{"kind": "Deployment", "name": "web"}]
 SEMVER = {"imageStream": "app", "policy": {"semver": {"range": ">=1.2 <2"}}}
-FOLLOW = Key(IMAGETRIGGER, "demo", "follow-app")
 
 
 def policy_trigger(source: dict[str, Any], **spec: Any) -> dict[str, Any]:
@@ -233,3 +237,94 @@ def test_trigger_info_keeps_the_stream_as_its_source() -> None:
     assert info.source == TagRef("demo", "app", "")
     assert info.spec is not None
     assert [t.kind for t in info.spec.targets] == [TargetKind.Deployment]
+
+
+# -- a pass: the write, the status, the health gate and promotion -------------------------
+
+PICKED = TagRef("demo", "app", "1.4.2")
+STABLE_ISTAG = "/apis/image.openshift.io/v1/namespaces/demo/imagestreamtags/app:stable"
+
+
+def releases() -> dict[str, Any]:
+    # NEW and OLD as the rollout tests' builders spell them; 1.4.2 is the newest 1.x.
+    return imagestream(tags={"latest": OLD, "1.2.0": OLD, "1.4.2": NEW, "2.0.0": OLD})
+
+
+async def test_a_pass_writes_the_picked_tags_image_and_says_which_tag() -> None:
+    rig = Rig().load(releases(), workload(web=OLD), policy_trigger(SEMVER))
+    result = await rig.reconciler.reconcile(FOLLOW, frozenset({PICKED}))
+    assert result.retry is None
+    (patch,) = rig.api.to(DEPLOYMENTS, "PATCH")
+    (added,) = [op for op in patch.body if op["path"].startswith("/metadata/annotations")]
+    record = added["value"] if isinstance(added["value"], str) else added["value"][LAST_APPLIED]
+    assert json.loads(record)["web"]["source"] == "demo/app:1.4.2"
+    status = rig.status()
+    assert status["tag"] == "1.4.2"
+    assert status["image"] == NEW
+    # The move of the picked tag caused it: counted as such (not a routine pass).
+    assert (
+        rig.sample(
+            "target_updates_total", kind="Deployment", source="imagetrigger", result="updated"
+        )
+        == 1
+    )
+
+
+async def test_a_policy_source_is_gated_and_promoted_like_a_fixed_tag() -> None:
+    entry = {"image": NEW, "previous": OLD, "source": str(PICKED), "time": now()}
+    deployment = workload(web=NEW, last_applied=json.dumps({"web": entry}))
+    deployment["metadata"]["generation"] = 2
+    deployment["spec"]["replicas"] = 2
+    deployment["status"] = complete()
+    trigger = policy_trigger(SEMVER, rollout={"promoteTo": {"imageStreamTag": "app:stable"}})
+    rig = Rig().load(releases(), deployment, trigger)
+    assert (await rig.run()).retry is None
+    (put,) = rig.api.to(STABLE_ISTAG, "PUT")
+    assert put.body["tag"]["from"] == {
+        "kind": "ImageStreamImage",
+        "name": f"app@{DIGEST}",
+        "namespace": "demo",
+    }
+    status = rig.status()
+    assert status["targets"][0]["rollout"] == "Healthy"
+    assert status["promoted"] == {
+        "image": NEW,
+        "to": "demo/app:stable",
+        "time": status["promoted"]["time"],
+    }
+    assert status["tag"] == "1.4.2"
+
+
+async def test_the_tag_stays_in_the_status_while_nothing_qualifies() -> None:
+    rig = Rig().load(releases(), workload(web=OLD), policy_trigger(SEMVER))
+    await rig.run()
+    assert rig.status()["tag"] == "1.4.2"
+    rig.load(imagestream(tags={"latest": OLD, "2.0.0": OLD}))
+    await rig.run()
+    status = rig.status()
+    assert status["tag"] == "1.4.2"
+    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "NoTagMatches")
+
+
+# -- the kubectl plugin: why and list plan as the operator does ----------------------------
+
+
+def test_why_and_list_name_the_picked_tag() -> None:
+    indexes = world(releases(), workload(web=OLD), policy_trigger(SEMVER))
+    snapshot = Snapshot(indexes)
+    snapshot.raw_targets[("demo", "follow-app")] = TARGETS
+    why = explain(snapshot, TargetKind.Deployment, "demo", "web")
+    (follower,) = why.followers
+    assert follower.source == "demo/app:1.4.2"
+    assert follower.verdict == "Update"
+    assert follower.writes == (f"Deployment/web: web: {OLD} -> {NEW}",)
+    (row,) = rows(snapshot)
+    assert row.sources == ("demo/app:1.4.2",)
+
+    blocked = world(imagestream(tags={"2.0.0": OLD}), workload(web=OLD), policy_trigger(SEMVER))
+    snapshot = Snapshot(blocked)
+    why = explain(snapshot, TargetKind.Deployment, "demo", "web")
+    (follower,) = why.followers
+    assert (follower.source, follower.verdict) == ("demo/app", "NoTagMatches")
+    assert "none of the 1 tag of ImageStream demo/app matches" in follower.message
