@@ -90,12 +90,14 @@ def _expand(match: re.Match[str]) -> list[str]:
     keep the pre-release, so pre-releases of the whole span are admitted."""
     op, pre = match["op"] or "=", match["pre"]
     parts = [match["major"], match["minor"], match["patch"]]
-    given = [int(p) for p in parts if p is not None and p not in _WILDCARD]
+    given: list[int] = []  # the numbers before the first wildcard or missing part
+    for part in parts:
+        if part is None or part in _WILDCARD:
+            break
+        given.append(int(part))
     if not pre or len(given) == 3:
         return [match[0]]
-    if len(given) < len([p for p in parts if p is not None]) and any(
-        p is not None and p not in _WILDCARD for p in parts[len(given) + 1 :]
-    ):
+    if any(p is not None and p not in _WILDCARD for p in parts[len(given) :]):
         raise PolicyError(f'"{_shown(match[0])}" has a number after a wildcard')
     if not given:
         raise PolicyError(f'"{_shown(match[0])}" is a wildcard with a pre-release')
@@ -194,6 +196,7 @@ def _semver(text: str) -> _Semver:
     return _Semver(text, spec, prerelease)
 
 
+@functools.lru_cache(maxsize=4096)  # a stream's tags are read again on each of its changes
 def parse_version(tag: str) -> Version | None:
     """A tag as a strict semantic version ``X.Y.Z[-pre][+build]``, one leading "v" allowed
     (as Flux reads tags); None for anything else."""
