@@ -52,6 +52,7 @@ class Reason(StrEnum):
     RolloutSucceeded = "RolloutSucceeded"  # Normal Event: a followed rollout became healthy
     Promoted = "Promoted"  # Normal Event: the image was tagged into spec.rollout.promoteTo
     PromotionFailed = "PromotionFailed"  # Warning Event: a due promotion refused or failed
+    NoTagMatches = "NoTagMatches"  # spec.source.policy: no tag of the stream qualifies
 
 
 class RolloutState(StrEnum):

@@ -203,7 +203,11 @@ class Intake:
                 ):
                     wakes.append((Key(kind, namespace, name), causes))
         for trigger in self.indexes.triggers.following(ref.namespace, ref.name):
-            if trigger.source is not None and (reshaped or trigger.source.tag in changed):
+            # A trigger with a tag policy follows the whole stream (its tag is ""): any tag
+            # that moves, appears or goes may change what its policy picks.
+            if trigger.source is not None and (
+                reshaped or (trigger.source.tag in changed if trigger.source.tag else changed)
+            ):
                 wakes.append((Key(IMAGETRIGGER, trigger.ref.namespace, trigger.ref.name), causes))
         return wakes
 

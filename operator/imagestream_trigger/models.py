@@ -31,6 +31,7 @@ from pydantic import (
     StrictBool,
     StrictStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -40,6 +41,14 @@ from pydantic_core import ErrorDetails
 from imagestream_trigger.api import TargetKind
 from imagestream_trigger.durations import format_duration, parse_duration
 from imagestream_trigger.errors import InvalidSpecError
+from imagestream_trigger.policy import Kind as PolicyKind
+from imagestream_trigger.policy import (
+    PolicyError,
+    TagPolicy,
+    check_extract,
+    compile_pattern,
+    compile_policy,
+)
 from imagestream_trigger.resolve import TagRef
 
 MAX_TARGETS: Final = 50
@@ -286,15 +295,18 @@ def selector_matches(selector: LabelSelector, labels: Mapping[str, str]) -> bool
     return True
 
 
-class Source(_Model):
-    """The ImageStreamTag an ImageTrigger follows."""
+class TagSource(_Model):
+    """An ImageStreamTag: the shape of ``spec.rollout.promoteTo``, and of ``spec.source``
+    when it follows one tag."""
 
     image_stream_tag: StrictStr
     namespace: DnsLabel | None = None
 
     @field_validator("image_stream_tag")
     @classmethod
-    def _valid_tag(cls, value: str) -> str:
+    def _valid_tag(cls, value: str | None) -> str | None:
+        if value is None:  # spec.source following a stream with a policy instead
+            return value
         stream, colon, tag = value.partition(":")
         if not colon:
             raise ValueError(f'{_q(value)} must be "name:tag", for example "app:latest"')
@@ -318,6 +330,136 @@ class Source(_Model):
             namespace=sys.intern(str(self.namespace or default_namespace)),
             stream=sys.intern(str(stream)),
             tag=sys.intern(str(tag)),
+        )
+
+
+# -- tag policies (spec.source.imageStream with policy, filterTags; policy.py) ---------------
+
+
+def _semver_range(value: str) -> str:
+    try:
+        compile_policy("semver", value, None, "")
+    except PolicyError as error:
+        raise ValueError(f"{_q(value)} is not a semver range: {error}") from None
+    return value
+
+
+class SemverPolicy(_Model):
+    """Follow the highest semantic version inside ``range`` (npm syntax, Flux's rules)."""
+
+    range: Annotated[StrictStr, AfterValidator(_semver_range)]
+
+
+class OrderPolicy(_Model):
+    """Follow the last tag in this order (``asc``: the greatest; ``desc``: the smallest)."""
+
+    order: Literal["asc", "desc"] = "asc"
+
+
+class TagPolicySpec(_Model):
+    """``spec.source.policy``: how the tag to follow is picked; exactly one is set."""
+
+    semver: SemverPolicy | None = None
+    alphabetical: OrderPolicy | None = None
+    numerical: OrderPolicy | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> TagPolicySpec:
+        chosen = [name for name in ("semver", "alphabetical", "numerical") if getattr(self, name)]
+        if len(chosen) != 1:
+            raise ValueError(
+                "set exactly one of semver, alphabetical or numerical"
+                + (f", not {' and '.join(chosen)}" if chosen else "")
+            )
+        return self
+
+
+class FilterTags(_Model):
+    """``spec.source.filterTags``: only tags ``pattern`` matches are candidates; with
+    ``extract``, the policy orders the extracted values (``$name``, ``${name}``, ``$1``)."""
+
+    pattern: StrictStr
+    extract: StrictStr = ""
+
+    @field_validator("pattern")
+    @classmethod
+    def _valid_pattern(cls, value: str) -> str:
+        try:
+            compile_pattern(value)
+        except PolicyError as error:
+            raise ValueError(str(error)) from None
+        return value
+
+    @field_validator("extract")
+    @classmethod
+    def _valid_extract(cls, value: str, info: ValidationInfo) -> str:
+        pattern = info.data.get("pattern")
+        if value and isinstance(pattern, str):
+            try:
+                check_extract(compile_pattern(pattern), value)
+            except PolicyError as error:
+                raise ValueError(str(error)) from None
+        return value
+
+
+class Source(TagSource):
+    """``spec.source``: one ImageStreamTag (``imageStreamTag``), or an ImageStream
+    (``imageStream``) whose tag a ``policy`` picks, among those ``filterTags`` lets through."""
+
+    image_stream_tag: StrictStr | None = None  # type: ignore[assignment]
+    image_stream: DnsSubdomain | None = None
+    policy: TagPolicySpec | None = None
+    filter_tags: FilterTags | None = None
+
+    @model_validator(mode="after")
+    def _tag_or_stream(self) -> Source:
+        if (self.image_stream_tag is None) == (self.image_stream is None):
+            raise ValueError(
+                'set exactly one of imageStreamTag (one tag, "app:latest") or imageStream '
+                "(a stream whose tag a policy picks)"
+            )
+        if self.image_stream is not None and self.policy is None:
+            raise ValueError(
+                "imageStream needs a policy (semver, alphabetical or numerical) to pick its tag"
+            )
+        if self.image_stream_tag is not None and (self.policy or self.filter_tags):
+            extra = "policy" if self.policy else "filterTags"
+            raise ValueError(
+                f"{extra} picks a tag of imageStream; with imageStreamTag the tag is fixed: "
+                f"remove {extra}, or follow imageStream instead"
+            )
+        return self
+
+    def tag_ref(self, default_namespace: str) -> TagRef:
+        """The followed tag; following a stream, its tag is "" until the policy picks one
+        (plan.py): the indexes key followers by namespace and stream alone."""
+        if self.image_stream is None:
+            return super().tag_ref(default_namespace)
+        return TagRef(
+            namespace=sys.intern(str(self.namespace or default_namespace)),
+            stream=sys.intern(str(self.image_stream)),
+            tag="",
+        )
+
+    def tag_policy(self) -> TagPolicy | None:
+        """The compiled policy with its filter (cached), or None for a fixed tag."""
+        chosen = self.policy
+        if chosen is None:
+            return None
+        kind: PolicyKind
+        if chosen.semver is not None:
+            kind, argument = "semver", chosen.semver.range
+        elif chosen.numerical is not None:
+            kind, argument = "numerical", chosen.numerical.order
+        else:
+            assert chosen.alphabetical is not None
+            kind, argument = "alphabetical", chosen.alphabetical.order
+        filtered = self.filter_tags
+        return compile_policy(
+            kind,
+            argument,
+            filtered.pattern if filtered else None,
+            filtered.extract if filtered else "",
         )
 
 
@@ -367,7 +509,7 @@ def _rollout_timeout(value: str) -> str:
     return value
 
 
-class PromoteTo(Source):
+class PromoteTo(TagSource):
     """``spec.rollout.promoteTo``: the ImageStreamTag pointed at an image once it ran healthy
     (the known-good pointer); same shape and rules as ``spec.source``."""
 

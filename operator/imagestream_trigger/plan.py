@@ -9,6 +9,7 @@ is what happened, and a ``Reason`` is what the status and Events say.
 from __future__ import annotations
 
 import dataclasses
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -30,6 +31,7 @@ from imagestream_trigger.index import (
     WorkloadInfo,
 )
 from imagestream_trigger.models import LabelSelector, Target, selector_matches
+from imagestream_trigger.policy import Unmatched
 from imagestream_trigger.resolve import ResolvedImage, TagRef
 from imagestream_trigger.triggers import Problem, ProblemCode, check_containers
 
@@ -112,10 +114,13 @@ class TriggerPlan:
     message: str
     image: ResolvedImage | None = None
     targets: tuple[TargetPlan, ...] = ()
+    # The tag a policy picked (spec.source.imageStream); None: the spec's own tag.
+    picked: TagRef | None = None
 
     @property
     def source(self) -> TagRef | None:
-        return self.trigger.source
+        """The tag followed in this pass: the spec's, or the one its policy picked."""
+        return self.picked or self.trigger.source
 
 
 def describe_selector(selector: LabelSelector) -> str:
@@ -147,6 +152,10 @@ def plan_trigger(world: World, trigger: TriggerInfo) -> TriggerPlan:
             f'from namespace "{namespace}": its owner can add "{namespace}" (or "*") to its '
             "annotation imagestream-trigger.dev/allowed-namespaces",
         )
+    picked = _pick(trigger, stream, source)
+    if isinstance(picked, Unmatched):
+        return TriggerPlan(trigger, Reason.NoTagMatches, picked.message)
+    source = picked or source
     image = stream.tags.get(source.tag)
     if image is None:
         return TriggerPlan(
@@ -156,15 +165,40 @@ def plan_trigger(world: World, trigger: TriggerInfo) -> TriggerPlan:
             "image yet; waiting for an import or a push",
         )
     builds = build_ledger(trigger.status)
-    hold = _hold(trigger, image.reference)
+    hold = _hold(trigger, image.reference, source)
     plans: list[TargetPlan] = []
     for target in trigger.spec.targets:
         found = _plan_targets(world, namespace, target, stream, image, source, builds)
         plans += [hold(p) for p in found] if hold is not None else found
-    return TriggerPlan(trigger, None, "", image, tuple(plans))
+    return TriggerPlan(trigger, None, "", image, tuple(plans), picked)
 
 
-def _hold(trigger: TriggerInfo, reference: str) -> Callable[[TargetPlan], TargetPlan] | None:
+def _pick(trigger: TriggerInfo, stream: StreamInfo, source: TagRef) -> TagRef | Unmatched | None:
+    """With a tag policy (spec.source.imageStream), the tag it picks among the stream's tags
+    that have an image, or why none qualifies; None for a trigger following one tag.
+
+    The tag ``spec.rollout.promoteTo`` points at in the same stream is no candidate: the
+    trigger's own promotions must not become what it follows.
+    """
+    assert trigger.spec is not None
+    policy = trigger.spec.source.tag_policy()
+    if policy is None:
+        return None
+    tags: Iterable[str] = stream.tags
+    promote = trigger.spec.rollout.promote_to if trigger.spec.rollout is not None else None
+    if promote is not None:
+        to = promote.tag_ref(trigger.ref.namespace)
+        if (to.namespace, to.stream) == (source.namespace, source.stream):
+            tags = [tag for tag in stream.tags if tag != to.tag]
+    chosen = policy.choose(tags, stream=f"{source.namespace}/{source.stream}")
+    if isinstance(chosen, Unmatched):
+        return chosen
+    return dataclasses.replace(source, tag=sys.intern(chosen.tag))
+
+
+def _hold(
+    trigger: TriggerInfo, reference: str, source: TagRef
+) -> Callable[[TargetPlan], TargetPlan] | None:
     """With spec.rollout, what keeps a quarantined image from being applied again.
 
     The image is held back from every target that would get it (a write, a build) when the
@@ -187,7 +221,7 @@ def _hold(trigger: TriggerInfo, reference: str) -> Callable[[TargetPlan], Target
             where = f" on {', '.join(entry.targets)}" if entry.targets else ""
             why = f" ({entry.reason})" if entry.reason else ""
             message = f"{reference} is quarantined: its rollout failed{where}{why}; {hint}"
-        elif plan.workload is not None and _reverted_here(plan.workload, reference, trigger):
+        elif plan.workload is not None and _reverted_here(plan.workload, reference, source):
             message = f"{reference} was reverted here after its rollout failed; {hint}"
         else:
             return plan
@@ -198,8 +232,8 @@ def _hold(trigger: TriggerInfo, reference: str) -> Callable[[TargetPlan], Target
     return hold
 
 
-def _reverted_here(workload: WorkloadInfo, reference: str, trigger: TriggerInfo) -> bool:
-    source = str(trigger.source)
+def _reverted_here(workload: WorkloadInfo, reference: str, followed: TagRef) -> bool:
+    source = str(followed)
     return any(
         e.reverted and e.image == reference and e.source == source
         for e in applied_record(workload.annotations).values()

@@ -241,6 +241,9 @@ class Reconciler:
             status["quarantine"] = quarantine
         if keep_promoted and promoted is not None:
             status["promoted"] = promoted
+        picked = _picked_tag(spec, plan, base)
+        if picked:
+            status["tag"] = picked
         try:
             await self.reporter.write_status(
                 trigger, base, status, changed=[r.key for r in results if r.changed]
@@ -551,6 +554,18 @@ def _quarantine(
     if gate is not None:
         return [q.as_status() for q in gate.quarantine]
     return [q.as_status() for q in quarantine_entries(base)]
+
+
+def _picked_tag(spec: ImageTriggerSpec | None, plan: TriggerPlan, base: Mapping[str, Any]) -> str:
+    """status.tag: the tag spec.source.policy picked in this pass; while none can be
+    picked (or the spec cannot be read), the one picked before, as status.image keeps the
+    image the targets still run. "" for a trigger following one tag."""
+    if spec is not None and spec.source.policy is None:
+        return ""
+    if plan.picked is not None and plan.image is not None:
+        return plan.picked.tag
+    before = base.get("tag")
+    return before if isinstance(before, str) else ""
 
 
 def _ledger(

@@ -33,6 +33,8 @@ class TagRef:
     tag: str
 
     def __str__(self) -> str:
+        if not self.tag:  # a trigger following a whole stream, before its policy picked
+            return f"{self.namespace}/{self.stream}"
         return f"{self.namespace}/{self.stream}:{self.tag}"
 
 

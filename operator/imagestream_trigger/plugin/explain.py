@@ -265,8 +265,9 @@ def trigger_follower(
         return Follower(IMAGETRIGGER, trigger, "", Reason.InvalidSpec, message)
     if not _targets_object(spec, kind, name, labels):
         return None
-    source = str(info.source) if info.source is not None else ""
     plan = plan_of(snapshot, info)
+    # The tag followed in this pass (with a tag policy: the one it picked).
+    source = str(plan.source) if plan.source is not None else ""
     if plan.blocked is not None:
         verdict, message = _blocked(snapshot, plan)
         also = ("spec.suspend is true as well",) if spec.suspend else ()
@@ -307,6 +308,8 @@ def trigger_row(snapshot: Snapshot, info: TriggerInfo) -> Row:
     if spec is None:
         return base
     plan = plan_of(snapshot, info)
+    if plan.picked is not None:  # with a tag policy: the tag it picked
+        base = dataclasses.replace(base, sources=(str(plan.picked),))
     image = plan.image.reference if plan.image is not None else ""
     if plan.blocked is not None:
         return dataclasses.replace(base, image=image, status=_blocked(snapshot, plan)[0])

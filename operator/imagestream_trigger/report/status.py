@@ -91,6 +91,8 @@ class ImageTriggerStatus(_Model):
     builds: dict[str, BuildRecord] = Field(default_factory=dict)
     quarantine: tuple[QuarantineEntry, ...] = ()
     promoted: Promoted | None = None
+    # The tag spec.source.policy picked (a trigger following an imageStream).
+    tag: str = ""
 
 
 _LISTS: dict[str, type[_Model]] = {
@@ -99,7 +101,7 @@ _LISTS: dict[str, type[_Model]] = {
     "history": HistoryEntry,
     "quarantine": QuarantineEntry,
 }
-_SCALARS = ("observedGeneration", "image", "shortDigest", "lastTriggerTime")
+_SCALARS = ("observedGeneration", "image", "shortDigest", "lastTriggerTime", "tag")
 
 
 def read(body: Any) -> dict[str, Any]:
