@@ -53,6 +53,9 @@ class Reason(StrEnum):
     Promoted = "Promoted"  # Normal Event: the image was tagged into spec.rollout.promoteTo
     PromotionFailed = "PromotionFailed"  # Warning Event: a due promotion refused or failed
     NoTagMatches = "NoTagMatches"  # spec.source.policy: no tag of the stream qualifies
+    # Warning Event: a notification (spec.rollout.notify) could not be sent: its Secret,
+    # its URL or its receiver.
+    NotificationFailed = "NotificationFailed"
 
 
 class RolloutState(StrEnum):

@@ -514,6 +514,79 @@ class PromoteTo(TagSource):
     (the known-good pointer); same shape and rules as ``spec.source``."""
 
 
+# -- spec.rollout.notify -----------------------------------------------------------------
+
+MAX_RECEIVERS: Final = 10
+RECEIVER_TYPES: Final = ("Slack", "JSON", "CloudEvents")
+NOTIFY_EVENTS: Final = ("Applied", "Reverted", "Pending", "Failed")
+# A Secret's data key, as Kubernetes accepts it.
+_SECRET_KEY: Final = re.compile(r"[-._a-zA-Z0-9]{1,253}")
+
+
+def _secret_key(value: str) -> str:
+    if not _SECRET_KEY.fullmatch(value):
+        raise ValueError(
+            f'{_q(value)} is not a valid Secret key: use 1 to 253 letters, digits, "-", "_" and "."'
+        )
+    return value
+
+
+class SecretKeyRef(_Model):
+    """Where a receiver's URL is: a key of a Secret in the ImageTrigger's namespace."""
+
+    name: DnsSubdomain
+    key: Annotated[StrictStr, AfterValidator(_secret_key)] = "url"
+
+
+class Receiver(_Model):
+    """One ``spec.rollout.notify[]`` entry: where, in which format, on which events."""
+
+    name: DnsLabel
+    type: Literal["Slack", "JSON", "CloudEvents"]
+    secret_ref: SecretKeyRef
+    on: Annotated[
+        tuple[Literal["Applied", "Reverted", "Pending", "Failed"], ...], _count("event")
+    ] = NOTIFY_EVENTS
+
+    @field_validator("on")
+    @classmethod
+    def _once_each(cls, events: tuple[str, ...]) -> tuple[str, ...]:
+        repeated = sorted(e for e, count in Counter(events).items() if count > 1)
+        if repeated:
+            raise ValueError(f"lists {_listed(repeated)} more than once")
+        return events
+
+
+def _distinct_receivers(receivers: tuple[Receiver, ...]) -> tuple[Receiver, ...]:
+    seen: dict[str, int] = {}
+    for number, receiver in enumerate(receivers):
+        first = seen.setdefault(receiver.name, number)
+        if first != number:
+            raise ValueError(
+                f"notify[{first}] and notify[{number}] are both named {_q(receiver.name)}; "
+                "give each receiver its own name"
+            )
+    return receivers
+
+
+def _too_many(value: Sequence[Any], most: int, what: str) -> Sequence[Any]:
+    if len(value) > most:
+        raise ValueError(f"must list at most {most} {what}s, not {len(value)}")
+    return value
+
+
+Receivers = Annotated[
+    tuple[Receiver, ...],
+    BeforeValidator(
+        lambda v: _too_many(v, MAX_RECEIVERS, "receiver") if isinstance(v, list | tuple) else v
+    ),
+    AfterValidator(_distinct_receivers),
+]
+
+
+# -- spec.rollout ---------------------------------------------------------------------------
+
+
 class Rollout(_Model):
     """``spec.rollout``: follow each workload's rollout after a write, revert a failed one."""
 
@@ -523,6 +596,8 @@ class Rollout(_Model):
     revert: StrictBool = True
     # Tag the image here once every workload target ran it healthy (promote.py).
     promote_to: PromoteTo | None = None
+    # Where to say what happened (Applied, Reverted, Pending, Failed): report/notifier.py.
+    notify: Receivers = ()
 
     @property
     def timeout_s(self) -> float:

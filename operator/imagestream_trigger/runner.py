@@ -51,6 +51,7 @@ from imagestream_trigger.reconcile import Controller, Reconciler
 from imagestream_trigger.report.events import Events
 from imagestream_trigger.report.health import Health
 from imagestream_trigger.report.metrics import Metrics
+from imagestream_trigger.report.notifier import Notifier
 from imagestream_trigger.report.reporter import Reporter
 from imagestream_trigger.resolve import TagRef
 from imagestream_trigger.settings import IMAGE_APISERVICE, Settings, Writing, native_mode
@@ -318,6 +319,7 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
     tasks: list[asyncio.Task[None]] = []
     controller: Controller | None = None
     elector: Elector | None = None
+    notifier: Notifier | None = None
     try:
         if settings.health_port:
             await health.start(settings.health_port, settings.bind_address)
@@ -347,7 +349,10 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
             on_moved=moved,
             internal_registry=settings.internal_registry_hostname,
         )
-        reporter = Reporter(api, events, metrics)
+        notifier = Notifier(
+            api, events, metrics, default_service_account=settings.default_service_account
+        )
+        reporter = Reporter(api, events, metrics, notifier)
         controller = Controller(
             Reconciler(
                 indexes,
@@ -459,6 +464,8 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
         if elector is not None:
             # After the last write, so that the next leader may start at once.
             await elector.release()
+        if notifier is not None:
+            await notifier.stop()
         await events.stop()
         await api.close()
         await health.stop()

@@ -217,7 +217,8 @@ def documented_fields() -> dict[str, str]:
     for number, line in enumerate(lines, 1):
         heading = re.match(r"^#+ (.*)$", line)
         if heading:
-            named = re.match(r"`((?:spec|status)(?:\.\w+)*)`", heading.group(1))
+            # A list's items are written "[]": `spec.rollout.notify[].secretRef`.
+            named = re.match(r"`((?:spec|status)(?:\.\w+(?:\[\])?)*)`", heading.group(1))
             section = named.group(1) if named else ""
             if heading.group(1) == "ImageTrigger status":
                 section = "status"

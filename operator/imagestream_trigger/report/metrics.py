@@ -2,11 +2,14 @@
 
 Labels only ever take values from fixed vocabularies (kinds, sources, results,
 reasons, HTTP verbs and codes), never namespaces or object names, so the series
-count does not grow with the cluster. The README lists each metric.
+count does not grow with the cluster. One exception: notifications are counted per
+declared receiver (a few per ImageTrigger that has any, gone with it). The README lists
+each metric.
 """
 
 from __future__ import annotations
 
+import contextlib
 from typing import Final
 
 from prometheus_client import (
@@ -36,6 +39,9 @@ BUILD_RESULTS: Final = ("started", "already_built", "dry_run", "failed")
 ROLLOUT_RESULTS: Final = ("succeeded", "failed", "reverted")
 # Promotions into spec.rollout.promoteTo: written, refused (403 or no consent), other errors.
 PROMOTION_RESULTS: Final = ("promoted", "refused", "failed")
+# Notifications (spec.rollout.notify), per receiver: delivered, one more attempt after a
+# failure, given up (or never sendable: its Secret or URL), dropped from a full queue.
+NOTIFICATION_RESULTS: Final = ("sent", "retried", "failed", "dropped")
 # Why a key went back to the queue with backoff.
 RETRY_REASONS: Final = ("conflict", "forbidden", "failed", "build_unknown", "status", "error")
 # What a reconcile was about: an ImageTrigger, or a workload's annotation.
@@ -92,6 +98,15 @@ class Metrics:
             f"{PREFIX}_promotions",
             "Promotions into spec.rollout.promoteTo, by result (promoted, refused, failed).",
             ["result"],
+            registry=r,
+        )
+        # The one metric labelled with object names: a receiver is named by the people who
+        # declare it, a few per ImageTrigger, and its series go with its ImageTrigger.
+        self.notifications = Counter(
+            f"{PREFIX}_notifications",
+            "Notifications of spec.rollout.notify, by receiver (namespace/imagetrigger/name) "
+            "and result (sent, retried, failed, dropped).",
+            ["receiver", "result"],
             registry=r,
         )
         self.invalid_triggers = Counter(
@@ -174,6 +189,16 @@ class Metrics:
     def set_native_mode(self, mode: str) -> None:
         for each in NATIVE_MODES:
             self.native_mode.labels(each).set(1 if each == mode else 0)
+
+    def receiver_series(self, receiver: str) -> None:
+        """A receiver's series, at 0 until counted (see ``_zero_series``)."""
+        for result in NOTIFICATION_RESULTS:
+            self.notifications.labels(receiver, result)
+
+    def forget_receiver(self, receiver: str) -> None:
+        for result in NOTIFICATION_RESULTS:
+            with contextlib.suppress(KeyError):
+                self.notifications.remove(receiver, result)
 
     def count_request(self, verb: str, resource: str, code: str) -> None:
         self.api_requests.labels(verb, resource, code).inc()

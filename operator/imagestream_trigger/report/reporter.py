@@ -11,11 +11,11 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from imagestream_trigger.act.client import JSON_PATCH, MERGE_PATCH, Api, api_path
-from imagestream_trigger.act.writer import Outcome, WriteResult
+from imagestream_trigger.act.writer import Outcome, WriteResult, utcnow
 from imagestream_trigger.api import (
     GROUP,
     PLURAL,
@@ -27,10 +27,13 @@ from imagestream_trigger.api import (
 )
 from imagestream_trigger.errors import ApiError
 from imagestream_trigger.frozen import FrozenJson
-from imagestream_trigger.gate import Event
+from imagestream_trigger.gate import Event, RolloutPass
 from imagestream_trigger.index import ObjectRef, StreamInfo, TriggerInfo, WorkloadInfo
+from imagestream_trigger.plan import TriggerPlan
 from imagestream_trigger.report.events import Events
 from imagestream_trigger.report.metrics import Metrics
+from imagestream_trigger.report.notification import Notification, NotifyEvent, pass_notifications
+from imagestream_trigger.report.notifier import Notifier
 from imagestream_trigger.report.status import check
 from imagestream_trigger.resolve import TagRef
 from imagestream_trigger.triggers import Problem
@@ -54,10 +57,14 @@ def _age_seconds(created: str | None) -> float | None:
 
 
 class Reporter:
-    def __init__(self, api: Api, events: Events, metrics: Metrics) -> None:
+    def __init__(
+        self, api: Api, events: Events, metrics: Metrics, notifier: Notifier | None = None
+    ) -> None:
         self.api = api
         self.events = events
         self.metrics = metrics
+        # spec.rollout.notify: queues and sends, never waits (report/notifier.py).
+        self.notifier = notifier if notifier is not None else Notifier(api, events, metrics)
         # The status we last wrote per ImageTrigger: only we write it, so it is the
         # newest, even before the watch brings it back. As compact text (frozen.py):
         # one per ImageTrigger, each with its history, kept as long as the operator runs.
@@ -200,11 +207,80 @@ class Reporter:
         for result in results:
             self.metrics.rollouts.labels(result).inc()
 
-    def reverted(self, event: Event) -> None:
-        """A revert was written."""
+    def reverted(self, event: Event, trigger: TriggerInfo | None = None, image: str = "") -> None:
+        """A revert was written (``trigger``, ``image``: what to notify of it)."""
         log.info("%s: %s", event.on, event.message)
         self.events.post(event.on, event.type, event.reason, event.message)
         self.metrics.rollouts.labels("reverted").inc()
+        if trigger is not None and _notifies(trigger):
+            self._notify(trigger, NotifyEvent.Reverted, image, (_key(event.on),), event.message)
+
+    # -- notifications (spec.rollout.notify) -----------------------------------------
+
+    def notify_pass(
+        self,
+        trigger: TriggerInfo,
+        plan: TriggerPlan,
+        previous: Mapping[str, Any],
+        done: Sequence[WriteResult | None],
+    ) -> None:
+        """Applied (targets written by this pass) and Failed (writes refused or failed
+        for good, newly): see notification.pass_notifications."""
+        if not _notifies(trigger) or plan.image is None:
+            return
+        for notification in pass_notifications(
+            namespace=trigger.ref.namespace,
+            trigger=trigger.ref.name,
+            source=trigger.source,
+            image=plan.image.reference,
+            previous=previous,
+            keys=[t.key for t in plan.targets],
+            done=done,
+            now=utcnow(),
+        ):
+            self.notifier.send(trigger, notification)
+
+    def notify_rollouts(self, trigger: TriggerInfo, image: str, gate: RolloutPass) -> None:
+        """Failed: rollouts the gate newly found failed and does not revert (those it
+        reverts are notified as Reverted once the revert is written)."""
+        if not _notifies(trigger):
+            return
+        reverting = {_key(r.workload.ref) for r in gate.reverts}
+        failed = [
+            e
+            for e in gate.events
+            if e.reason is Reason.RolloutFailed and _key(e.on) not in reverting
+        ]
+        if failed:
+            self._notify(
+                trigger,
+                NotifyEvent.Failed,
+                image,
+                tuple(_key(e.on) for e in failed),
+                "; ".join(f"{_key(e.on)}: {e.message}" for e in failed),
+            )
+
+    def approval_pending(self, trigger: TriggerInfo, image: str, since: str) -> None:
+        """Pending: ``image`` waits for approval since ``since`` (call once, when
+        status.pending is set or changes image)."""
+        if _notifies(trigger):
+            self.notifier.pending(trigger, image, since)
+
+    def _notify(
+        self,
+        trigger: TriggerInfo,
+        event: NotifyEvent,
+        image: str,
+        targets: tuple[str, ...],
+        message: str,
+    ) -> None:
+        ref = trigger.ref
+        self.notifier.send(
+            trigger,
+            Notification(
+                event, ref.namespace, ref.name, image, trigger.source, targets, message, utcnow()
+            ),
+        )
 
     def promoted(self, trigger: ObjectRef, message: str) -> None:
         """A promotion (spec.rollout.promoteTo) was written."""
@@ -337,10 +413,21 @@ class Reporter:
             raise
 
     def forget_trigger(self, namespace: str, name: str) -> None:
+        self.notifier.forget(namespace, name)
         self.statuses.pop((namespace, name), None)
         self.warned.pop((IMAGETRIGGER, namespace, name), None)
         self.forget_workload("ImageTrigger", namespace, name)
 
     def tracked(self) -> int:
         """Entries kept per object: a leak check for tests."""
-        return len(self.statuses) + len(self.warned)
+        return len(self.statuses) + len(self.warned) + self.notifier.tracked()
+
+
+def _notifies(trigger: TriggerInfo) -> bool:
+    """Whether the trigger has receivers: one attribute read for those without."""
+    spec = trigger.spec
+    return spec is not None and spec.rollout is not None and bool(spec.rollout.notify)
+
+
+def _key(ref: ObjectRef) -> str:
+    return f"{ref.kind}/{ref.name}"
