@@ -30,9 +30,9 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -108,8 +108,8 @@ class Notifier:
         self.secret_ttl = secret_ttl
         self.clock = clock
         self._queues: dict[str, _Queue] = {}
-        # (namespace, secret, key, who reads it) -> (URL, read at)
-        self._urls: dict[tuple[str, str, str, str], tuple[str, float]] = {}
+        # (namespace, Secret, who reads it) -> (its data, read at)
+        self._secrets: dict[tuple[str, str, str], tuple[Mapping[str, Any], float]] = {}
         # The last problem reported per receiver: a Warning is an edge, not a drumbeat.
         self._warned: dict[str, str] = {}
         # Receivers counted per ImageTrigger, to drop their series with it.
@@ -153,6 +153,8 @@ class Notifier:
 
     def forget(self, namespace: str, name: str) -> None:
         """The ImageTrigger is gone: drop what is kept for it (what is queued still goes)."""
+        for key in [k for k in self._secrets if k[0] == namespace]:
+            del self._secrets[key]  # re-read at most once a minute anyway
         for receiver in self._receivers.pop((namespace, name), set()):
             self._warned.pop(receiver, None)
             if receiver not in self._queues:
@@ -289,17 +291,35 @@ class Notifier:
 
     async def _url(self, item: _Item) -> str:
         ref, secret = item.trigger, item.receiver.secret_ref
+        where = f"Secret {ref.namespace}/{secret.name}"
+        data = await self._secret(item)
+        raw = data.get(secret.key)
+        if not isinstance(raw, str):
+            raise Unusable(f'{where} has no key "{secret.key}"')
+        try:
+            url = base64.b64decode(raw, validate=True).decode().strip()
+        except (binascii.Error, UnicodeDecodeError):
+            raise Unusable(f'key "{secret.key}" of {where} is not text') from None
+        problem = url_problem(url)
+        if problem:
+            raise Unusable(f'key "{secret.key}" of {where} {problem}')
+        return url
+
+    async def _secret(self, item: _Item) -> Mapping[str, Any]:
+        """The Secret's data, read as the trigger's identity; kept ``secret_ttl`` seconds
+        (receivers of one trigger often share a Secret)."""
+        ref, name = item.trigger, item.receiver.secret_ref.name
         reader = item.identity.username if item.identity is not None else ""
-        key = (ref.namespace, secret.name, secret.key, reader)
-        cached = self._urls.get(key)
+        key = (ref.namespace, name, reader)
         now = self.clock()
+        cached = self._secrets.get(key)
         if cached is not None and now - cached[1] < self.secret_ttl:
             return cached[0]
-        where = f"Secret {ref.namespace}/{secret.name}"
+        where = f"Secret {ref.namespace}/{name}"
         try:
             found = await self.api.with_retries(
                 "GET",
-                api_path("", "v1", "secrets", ref.namespace, secret.name),
+                api_path("", "v1", "secrets", ref.namespace, name),
                 resource="secrets",
                 impersonate=item.identity,
             )
@@ -313,22 +333,13 @@ class Notifier:
             ) from None
         except ApiError as error:
             raise Unusable(f"cannot read {where}: HTTP {error.status or 'error'}") from None
-        data = (found or {}).get("data") if isinstance(found, dict) else None
-        raw = data.get(secret.key) if isinstance(data, dict) else None
-        if not isinstance(raw, str):
-            raise Unusable(f'{where} has no key "{secret.key}"')
-        try:
-            url = base64.b64decode(raw, validate=True).decode().strip()
-        except (binascii.Error, UnicodeDecodeError):
-            raise Unusable(f'key "{secret.key}" of {where} is not text') from None
-        problem = url_problem(url)
-        if problem:
-            raise Unusable(f'key "{secret.key}" of {where} {problem}')
-        self._urls[key] = (url, now)
-        if len(self._urls) > 1000:  # bounded: the oldest reads go first
-            for old in sorted(self._urls, key=lambda k: self._urls[k][1])[:500]:
-                del self._urls[old]
-        return url
+        data = found.get("data") if isinstance(found, Mapping) else None
+        data = data if isinstance(data, Mapping) else {}
+        # Expired entries go when another is added: at most one per Secret in use.
+        for old in [k for k, (_, at) in self._secrets.items() if now - at >= self.secret_ttl]:
+            del self._secrets[old]
+        self._secrets[key] = (data, now)
+        return data
 
     def _warn(self, item: _Item, name: str, message: str) -> None:
         log.warning("notification receiver %s: %s", name, message)
