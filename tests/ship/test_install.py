@@ -257,7 +257,10 @@ def test_installed_manifests_run_the_operator_end_to_end(
     # The installed ServiceAccount has what the ClusterRole grants, and nothing more.
     assert allowed(kube, installed, "patch", "apps", "deployments")
     assert allowed(kube, installed, "create", "build.openshift.io", "builds/docker")
-    assert not allowed(kube, installed, "get", "", "secrets")
+    # Secrets: read by name only (a notification receiver's URL), never listed or watched.
+    assert allowed(kube, installed, "get", "", "secrets")
+    assert not allowed(kube, installed, "list", "", "secrets")
+    assert not allowed(kube, installed, "watch", "", "secrets")
     assert not allowed(kube, installed, "create", "", "pods")
     assert not allowed(kube, installed, "update", "image.openshift.io", "imagestreams")
 
@@ -501,7 +504,8 @@ def helm_installed(
 def test_chart_installed_in_another_namespace_runs_the_operator_end_to_end(
     control_plane: ControlPlane, kube: Kube, helm_installed: str, namespace: str
 ) -> None:
-    assert not allowed(kube, helm_installed, "get", "", "secrets")
+    assert allowed(kube, helm_installed, "get", "", "secrets")  # by name: notify's URLs
+    assert not allowed(kube, helm_installed, "list", "", "secrets")
     # manifests/' Role grants nothing in the chart's namespace: this one's own Role does.
     assert not allowed(kube, NAMESPACE, "update", LEASES, "leases", helm_installed)
     environment = lease_environment(kube, helm_installed)
