@@ -389,3 +389,23 @@ async def test_stop_delivers_what_is_queued_and_forget_drops_the_receivers(
     rig.notifier.forget("demo", "follow-app")
     assert rig.notifier.tracked() == 0
     assert rig.count("json", "sent") == 0  # its series are gone
+
+
+async def test_a_receiver_forgotten_while_it_delivers_loses_its_series_once_done(
+    receiver: Receiver, rig: Rig
+) -> None:
+    receiver.gate.clear()
+    rig.api.on("GET", SECRETS + "hooks", secret(json=f"{receiver.url}/json"))
+    rig.notifier.send(trigger(receiver_of("json", "JSON")), applied())
+    rig.notifier.forget("demo", "follow-app")  # deleted while its notification is on its way
+    receiver.gate.set()
+    await rig.settle()
+    assert len(receiver.received) == 1
+    assert (
+        rig.metrics.registry.get_sample_value(
+            "imagestream_trigger_notifications_total",
+            {"receiver": "demo/follow-app/json", "result": "sent"},
+        )
+        is None
+    )
+    assert rig.notifier.tracked() == 0

@@ -142,7 +142,9 @@ def test_a_pass_that_wrote_says_applied_once_for_all_it_wrote() -> None:
     )
     assert applied.event is NotifyEvent.Applied
     assert applied.targets == ("Deployment/web", "BuildConfig/b")
-    assert applied.message == f"{IMAGE} written to Deployment/web, BuildConfig/b"
+    assert applied.message == f"{IMAGE} written to Deployment/web; built by BuildConfig/b"
+    (built,) = says([None, None, WriteResult(Outcome.Written)])
+    assert built.message == f"{IMAGE} built by BuildConfig/b"
 
 
 def test_a_pass_that_wrote_nothing_says_nothing() -> None:

@@ -174,6 +174,7 @@ def render(receiver_type: str, n: Notification) -> tuple[dict[str, str], bytes]:
 
 # -- what a pass has to say ---------------------------------------------------------------
 
+BUILDCONFIG: Final = "BuildConfig/"
 _REFUSED: Final = frozenset({Outcome.Forbidden, Outcome.Failed})
 _SAID: Final = {Outcome.Forbidden: Reason.Forbidden, Outcome.Failed: Reason.Failed}
 
@@ -203,6 +204,10 @@ def pass_notifications(
     found = []
     written = [k for k, r in zip(keys, done, strict=True) if r and r.outcome is Outcome.Written]
     if written:
+        workloads = [k for k in written if not k.startswith(BUILDCONFIG)]
+        builds = [k for k in written if k.startswith(BUILDCONFIG)]
+        parts = [f"written to {', '.join(workloads)}"] if workloads else []
+        parts += [f"built by {', '.join(builds)}"] if builds else []
         found.append(
             Notification(
                 NotifyEvent.Applied,
@@ -211,7 +216,7 @@ def pass_notifications(
                 image,
                 source,
                 tuple(written),
-                f"{image} written to {', '.join(written)}",
+                f"{image} {'; '.join(parts)}",
                 now,
             )
         )

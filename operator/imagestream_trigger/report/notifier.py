@@ -216,6 +216,10 @@ class Notifier:
         finally:
             if self._queues.get(name) is queue and not queue.items:
                 del self._queues[name]
+                namespace, trigger, _ = name.split("/", 2)
+                if name not in self._receivers.get((namespace, trigger), ()):
+                    # Its ImageTrigger went while this was delivered: its series go now.
+                    self.metrics.forget_receiver(name)
 
     # -- one delivery -------------------------------------------------------------------
 
