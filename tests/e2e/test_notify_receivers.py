@@ -32,6 +32,7 @@ from tests.e2e.objects import (
     workload,
     workload_path,
 )
+from tests.e2e.test_tenancy import grant, service_account, wait_warning
 
 TIMEOUT_S = 10  # the shortest spec.rollout.timeout
 
@@ -241,3 +242,61 @@ def test_applied_and_reverted_arrive_at_each_receiver_in_its_format(
     assert (count("log", "sent"), count("log", "retried"), count("log", "failed")) == (2, 1, 0)
     assert (count("sink", "sent"), count("team", "sent")) == (2, 2)
     assert (count("lost", "sent"), count("lost", "failed")) == (0, 1)
+
+
+def test_the_secret_is_read_with_the_triggers_service_account(
+    kube: Kube, namespace: str, operator: OperatorProcess, http_receiver: HttpReceiver
+) -> None:
+    service_account(kube, namespace)
+    grant(
+        kube,
+        namespace,
+        "deploy",
+        [{"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "patch"]}],
+        account=(namespace, "deployer"),
+    )
+    kube.create(path_for("v1", "secrets", namespace), secret("hooks", url=f"{http_receiver.url}/x"))
+    image_stream(kube, namespace)
+    create(kube, namespace, workload("Deployment", "web", {"web": f"{REPO}:latest"}))
+    create(
+        kube,
+        namespace,
+        image_trigger(
+            "follow",
+            "app:latest",
+            [{"kind": "Deployment", "name": "web"}],
+            serviceAccountName="deployer",
+            rollout={"notify": [{"name": "log", "type": "JSON", "secretRef": {"name": "hooks"}}]},
+        ),
+    )
+    first = imported(kube, namespace)
+    deployment = workload_path("Deployment", namespace, "web")
+    kube.wait_for(deployment, lambda d: images_of(d)["web"] == first.reference)
+    # The operator could read the Secret; the trigger's ServiceAccount may not.
+    message = wait_warning(kube, namespace, "NotificationFailed")
+    assert message == (
+        f"cannot notify receiver log: ServiceAccount {namespace}/deployer may not read Secret "
+        f"{namespace}/hooks: grant it get on secrets in namespace {namespace} "
+        "(a Role and a RoleBinding)"
+    )
+    assert http_receiver.received == []
+
+    grant(
+        kube,
+        namespace,
+        "read-hooks",
+        [
+            {
+                "apiGroups": [""],
+                "resources": ["secrets"],
+                "resourceNames": ["hooks"],
+                "verbs": ["get"],
+            }
+        ],
+        account=(namespace, "deployer"),
+    )
+    second = imported(kube, namespace)
+    kube.wait_for(deployment, lambda d: images_of(d)["web"] == second.reference)
+    http_receiver.wait(lambda: bool(http_receiver.at("/x")), 20, "Applied once granted")
+    (body,) = [r.body for r in http_receiver.at("/x")]
+    assert (body["event"], body["image"]) == ("Applied", second.reference)
