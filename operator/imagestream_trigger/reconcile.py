@@ -180,7 +180,7 @@ class Reconciler:
             )
         )
         retries = [_RETRY_REASONS[r.outcome] for r in done if r is not None and r.outcome.retry]
-        self.reporter.notify_pass(trigger, plan, previous, done)
+        self.reporter.notify_pass(plan, previous, done)
         if any(r is not None and r.outcome is Outcome.Conflict for r in done):
             # The pass saw a target that has moved on: its report would be stale.
             return Pass(retry="conflict")
@@ -297,7 +297,7 @@ class Reconciler:
             },
         )
         self.reporter.rollout_events(gate.events, gate.results)
-        self.reporter.notify_rollouts(trigger, plan.image.reference, gate)
+        self.reporter.notify_rollouts(plan, gate)
         states = dict(gate.targets)
         done = await asyncio.gather(
             *(
@@ -316,7 +316,7 @@ class Reconciler:
             key = f"{revert.workload.ref.kind}/{revert.workload.ref.name}"
             if result.outcome is Outcome.Written:
                 states[key] = revert.then
-                self.reporter.reverted(revert.event, trigger, plan.image.reference)
+                self.reporter.reverted(revert.event, plan)
             elif result.outcome.retry:
                 log.warning("could not revert %s: %s", revert.workload.ref, result.message)
                 retries.append(_RETRY_REASONS[result.outcome])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -191,6 +192,12 @@ def test_the_json_document(event: NotifyEvent) -> None:
         "message": "something happened",
         "time": TIME,
     }
+
+
+def test_a_stream_whose_policy_picked_no_tag_yet_is_named_as_a_stream() -> None:
+    n = Notification(NotifyEvent.Pending, "ns", "t", IMAGE, TagRef("ns", "app", ""), (), "m", TIME)
+    assert json_body(n)["source"] == {"namespace": "ns", "imageStream": "app"}
+    assert json_body(dataclasses.replace(n, source=None))["source"] is None
 
 
 def test_each_notification_has_its_own_id() -> None:

@@ -15,6 +15,7 @@ import pytest
 
 from tests.unit.builders import NEW, OLD, api_error, imagestream, workload
 from tests.unit.test_notify_delivery import Receiver, receiver  # noqa: F401  # a fixture
+from tests.unit.test_policy_wiring import SEMVER, policy_trigger, releases
 from tests.unit.test_rollout_wiring import DEPLOYMENTS, Rig, complete, guarded, written
 
 SECRET = "/api/v1/namespaces/demo/secrets/hooks"
@@ -110,3 +111,13 @@ async def test_a_healthy_rollout_and_a_trigger_without_receivers_say_nothing(
     assert len(rig.api.to(DEPLOYMENTS, "PATCH")) == 1
     assert await arrived(rig, receiver) == []
     assert rig.api.to(SECRET) == []
+
+
+async def test_a_policy_trigger_says_which_tag_it_followed(rig: Rig, receiver: Receiver) -> None:  # noqa: F811
+    trigger = policy_trigger(SEMVER)
+    trigger["spec"]["rollout"] = notifying()["spec"]["rollout"]
+    rig.load(releases(), workload(web=OLD), trigger)
+    await rig.run()
+    (body,) = await arrived(rig, receiver)
+    assert body["event"] == "Applied"
+    assert body["source"] == {"namespace": "demo", "imageStreamTag": "app:1.4.2"}

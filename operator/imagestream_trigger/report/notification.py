@@ -70,6 +70,14 @@ def _targets(targets: Sequence[str]) -> list[dict[str, str]]:
     return found
 
 
+def _source(source: TagRef | None) -> dict[str, str] | None:
+    if source is None:
+        return None
+    if not source.tag:  # a policy's stream before it picked a tag
+        return {"namespace": source.namespace, "imageStream": source.stream}
+    return {"namespace": source.namespace, "imageStreamTag": f"{source.stream}:{source.tag}"}
+
+
 def json_body(n: Notification) -> dict[str, Any]:
     """Our JSON document (docs/imagetrigger.md, "Notifications"). Fields are only added."""
     return {
@@ -79,11 +87,7 @@ def json_body(n: Notification) -> dict[str, Any]:
         "event": str(n.event),
         "trigger": {"namespace": n.namespace, "name": n.trigger},
         "image": n.image,
-        "source": (
-            {"namespace": n.source.namespace, "imageStreamTag": f"{n.source.stream}:{n.source.tag}"}
-            if n.source is not None
-            else None
-        ),
+        "source": _source(n.source),
         "targets": _targets(n.targets),
         "message": n.message[:MAX_MESSAGE],
         "time": n.time,

@@ -48,6 +48,7 @@ from imagestream_trigger.models import Receiver
 from imagestream_trigger.report.events import Events
 from imagestream_trigger.report.metrics import Metrics
 from imagestream_trigger.report.notification import Notification, NotifyEvent, render
+from imagestream_trigger.resolve import TagRef
 
 log = logging.getLogger(__name__)
 
@@ -133,9 +134,12 @@ class Notifier:
             if notification.event in receiver.on:
                 self._enqueue(_Item(ref, receiver, identity, notification))
 
-    def pending(self, trigger: TriggerInfo, image: str, since: str) -> None:
-        """Approval pending (``status.pending``): say it once when it starts."""
-        source = trigger.source
+    def pending(
+        self, trigger: TriggerInfo, image: str, since: str, source: TagRef | None = None
+    ) -> None:
+        """Approval pending (``status.pending``): say it once when it starts. ``source``:
+        the tag followed (a policy's pick); default the spec's."""
+        source = source or trigger.source
         self.send(
             trigger,
             Notification(

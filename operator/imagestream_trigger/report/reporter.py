@@ -207,31 +207,28 @@ class Reporter:
         for result in results:
             self.metrics.rollouts.labels(result).inc()
 
-    def reverted(self, event: Event, trigger: TriggerInfo | None = None, image: str = "") -> None:
-        """A revert was written (``trigger``, ``image``: what to notify of it)."""
+    def reverted(self, event: Event, plan: TriggerPlan | None = None) -> None:
+        """A revert was written (``plan``: the pass's, to notify of it)."""
         log.info("%s: %s", event.on, event.message)
         self.events.post(event.on, event.type, event.reason, event.message)
         self.metrics.rollouts.labels("reverted").inc()
-        if trigger is not None and _notifies(trigger):
-            self._notify(trigger, NotifyEvent.Reverted, image, (_key(event.on),), event.message)
+        if plan is not None and _notifies(plan.trigger):
+            self._notify(plan, NotifyEvent.Reverted, (_key(event.on),), event.message)
 
     # -- notifications (spec.rollout.notify) -----------------------------------------
 
     def notify_pass(
-        self,
-        trigger: TriggerInfo,
-        plan: TriggerPlan,
-        previous: Mapping[str, Any],
-        done: Sequence[WriteResult | None],
+        self, plan: TriggerPlan, previous: Mapping[str, Any], done: Sequence[WriteResult | None]
     ) -> None:
         """Applied (targets written by this pass) and Failed (writes refused or failed
         for good, newly): see notification.pass_notifications."""
+        trigger = plan.trigger
         if not _notifies(trigger) or plan.image is None:
             return
         for notification in pass_notifications(
             namespace=trigger.ref.namespace,
             trigger=trigger.ref.name,
-            source=trigger.source,
+            source=plan.source,
             image=plan.image.reference,
             previous=previous,
             keys=[t.key for t in plan.targets],
@@ -240,10 +237,10 @@ class Reporter:
         ):
             self.notifier.send(trigger, notification)
 
-    def notify_rollouts(self, trigger: TriggerInfo, image: str, gate: RolloutPass) -> None:
+    def notify_rollouts(self, plan: TriggerPlan, gate: RolloutPass) -> None:
         """Failed: rollouts the gate newly found failed and does not revert (those it
         reverts are notified as Reverted once the revert is written)."""
-        if not _notifies(trigger):
+        if not _notifies(plan.trigger):
             return
         reverting = {_key(r.workload.ref) for r in gate.reverts}
         failed = [
@@ -253,32 +250,29 @@ class Reporter:
         ]
         if failed:
             self._notify(
-                trigger,
+                plan,
                 NotifyEvent.Failed,
-                image,
                 tuple(_key(e.on) for e in failed),
                 "; ".join(f"{_key(e.on)}: {e.message}" for e in failed),
             )
 
-    def approval_pending(self, trigger: TriggerInfo, image: str, since: str) -> None:
-        """Pending: ``image`` waits for approval since ``since`` (call once, when
-        status.pending is set or changes image)."""
+    def approval_pending(
+        self, trigger: TriggerInfo, image: str, since: str, source: TagRef | None = None
+    ) -> None:
+        """Pending: ``image`` (of ``source``, the tag followed: the plan's) waits for
+        approval since ``since``. Call it once, when status.pending is set or changes."""
         if _notifies(trigger):
-            self.notifier.pending(trigger, image, since)
+            self.notifier.pending(trigger, image, since, source)
 
     def _notify(
-        self,
-        trigger: TriggerInfo,
-        event: NotifyEvent,
-        image: str,
-        targets: tuple[str, ...],
-        message: str,
+        self, plan: TriggerPlan, event: NotifyEvent, targets: tuple[str, ...], message: str
     ) -> None:
-        ref = trigger.ref
+        ref = plan.trigger.ref
+        image = plan.image.reference if plan.image is not None else ""
         self.notifier.send(
-            trigger,
+            plan.trigger,
             Notification(
-                event, ref.namespace, ref.name, image, trigger.source, targets, message, utcnow()
+                event, ref.namespace, ref.name, image, plan.source, targets, message, utcnow()
             ),
         )
 
