@@ -59,6 +59,7 @@ TIMEOUT_S: Final = 10.0
 QUEUE_SIZE: Final = 100
 SECRET_TTL_S: Final = 60.0
 DRAIN_S: Final = 3.0
+ANSWER_BYTES: Final = 64 * 1024
 # Worth another attempt: the receiver or the network, not the request, was the problem.
 _RETRIABLE: Final = frozenset({408, 425, 429, 500, 502, 503, 504})
 USER_AGENT: Final = f"imagestream-trigger/{__version__}"
@@ -279,7 +280,9 @@ class Notifier:
                 # A redirect could carry the body somewhere the Secret does not name.
                 allow_redirects=False,
             ) as response:
-                await response.read()
+                # The answer is not used: a little is read so the connection can be kept,
+                # never all of what a receiver might send.
+                await response.content.read(ANSWER_BYTES)
                 status = response.status
         except TimeoutError:
             return f"no answer within {self.timeout:g}s", True
