@@ -544,11 +544,11 @@ class Receiver(_Model):
     name: DnsLabel
     type: Literal["Slack", "JSON", "CloudEvents"]
     secret_ref: SecretKeyRef
-    on: Annotated[
+    events: Annotated[
         tuple[Literal["Applied", "Reverted", "Pending", "Failed"], ...], _count("event")
     ] = NOTIFY_EVENTS
 
-    @field_validator("on")
+    @field_validator("events")
     @classmethod
     def _once_each(cls, events: tuple[str, ...]) -> tuple[str, ...]:
         repeated = sorted(e for e, count in Counter(events).items() if count > 1)

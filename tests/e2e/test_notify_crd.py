@@ -25,7 +25,7 @@ def test_a_receiver_is_stored_with_its_key_defaulted(kube: Kube, namespace: str)
     }
     parsed = parse_spec(created["spec"])  # and the operator takes what was stored
     assert parsed.rollout is not None
-    assert [r.on for r in parsed.rollout.notify] == [
+    assert [r.events for r in parsed.rollout.notify] == [
         ("Applied", "Reverted", "Pending", "Failed")
     ] * 2
 
@@ -40,11 +40,17 @@ def test_a_receiver_is_stored_with_its_key_defaulted(kube: Kube, namespace: str)
             'spec.rollout.notify[1]: Duplicate value: {"name":"team"}',
         ),
         ([{"name": "t", "type": "JSON"}], "spec.rollout.notify[0].secretRef: Required value"),
-        ([{**SLACK, "on": []}], "spec.rollout.notify[0].on in body should have at least 1 items"),
-        ([{**SLACK, "on": ["Done"]}], 'spec.rollout.notify[0].on[0]: Unsupported value: "Done"'),
         (
-            [{**SLACK, "on": ["Failed", "Failed"]}],
-            'spec.rollout.notify[0].on[1]: Duplicate value: "Failed"',
+            [{**SLACK, "events": []}],
+            "spec.rollout.notify[0].events in body should have at least 1 items",
+        ),
+        (
+            [{**SLACK, "events": ["Done"]}],
+            'spec.rollout.notify[0].events[0]: Unsupported value: "Done"',
+        ),
+        (
+            [{**SLACK, "events": ["Failed", "Failed"]}],
+            'spec.rollout.notify[0].events[1]: Duplicate value: "Failed"',
         ),
         (
             [{**SLACK, "secretRef": {"name": "hook", "key": "a/b"}}],

@@ -121,7 +121,7 @@ def test_applied_and_reverted_arrive_at_each_receiver_in_its_format(
         {"name": "log", "type": "JSON", "secretRef": {"name": "hooks", "key": "json"}},
         {"name": "sink", "type": "CloudEvents", "secretRef": {"name": "hooks", "key": "ce"}},
         # Its Secret does not exist: a Warning on the trigger, and the others still work.
-        {"name": "lost", "type": "JSON", "secretRef": {"name": "absent"}, "on": ["Applied"]},
+        {"name": "lost", "type": "JSON", "secretRef": {"name": "absent"}, "events": ["Applied"]},
     ]
     create(
         kube,

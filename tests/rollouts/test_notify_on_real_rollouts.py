@@ -51,7 +51,7 @@ def test_a_bad_image_is_told_applied_then_reverted_and_a_good_one_applied(
             "name": "ce",
             "type": "CloudEvents",
             "secretRef": {"name": "hooks", "key": "ce"},
-            "on": ["Reverted"],
+            "events": ["Reverted"],
         },
     ]
     create(

@@ -180,7 +180,7 @@ async def test_pending_says_which_image_waits_since_when(receiver: Receiver, rig
 
 async def test_only_the_events_a_receiver_asks_for_are_sent(receiver: Receiver, rig: Rig) -> None:
     rig.api.on("GET", SECRETS + "hooks", secret(json=f"{receiver.url}/json"))
-    found = trigger(receiver_of("json", "JSON", on=["Reverted", "Failed"]))
+    found = trigger(receiver_of("json", "JSON", events=["Reverted", "Failed"]))
     rig.notifier.send(found, applied())
     assert not rig.notifier._queues  # nothing queued, nothing read
     assert rig.api.calls == []

@@ -55,7 +55,7 @@ def test_a_receiver_takes_the_defaults() -> None:
     assert parsed.rollout is not None
     (receiver,) = parsed.rollout.notify
     assert receiver.secret_ref.key == "url"
-    assert receiver.on == ("Applied", "Reverted", "Pending", "Failed")
+    assert receiver.events == ("Applied", "Reverted", "Pending", "Failed")
 
 
 def test_without_notify_there_are_no_receivers() -> None:
@@ -89,19 +89,29 @@ def test_without_notify_there_are_no_receivers() -> None:
             id="key",
         ),
         pytest.param(
-            {"name": "t", "type": "JSON", "secretRef": {"name": "h"}, "on": []},
-            "spec.rollout.notify[0].on: must list at least one event",
+            {"name": "t", "type": "JSON", "secretRef": {"name": "h"}, "events": []},
+            "spec.rollout.notify[0].events: must list at least one event",
             id="on-empty",
         ),
         pytest.param(
-            {"name": "t", "type": "JSON", "secretRef": {"name": "h"}, "on": ["Applied", "Done"]},
-            "spec.rollout.notify[0].on[1]: must be one of 'Applied', 'Reverted', 'Pending' or "
+            {
+                "name": "t",
+                "type": "JSON",
+                "secretRef": {"name": "h"},
+                "events": ["Applied", "Done"],
+            },
+            "spec.rollout.notify[0].events[1]: must be one of 'Applied', 'Reverted', 'Pending' or "
             "'Failed', not \"Done\"",
             id="on-unknown",
         ),
         pytest.param(
-            {"name": "t", "type": "JSON", "secretRef": {"name": "h"}, "on": ["Failed", "Failed"]},
-            'spec.rollout.notify[0].on: lists "Failed" more than once',
+            {
+                "name": "t",
+                "type": "JSON",
+                "secretRef": {"name": "h"},
+                "events": ["Failed", "Failed"],
+            },
+            'spec.rollout.notify[0].events: lists "Failed" more than once',
             id="on-twice",
         ),
     ],

@@ -40,7 +40,7 @@ MAX_MESSAGE: Final = 2000
 
 
 class NotifyEvent(StrEnum):
-    """What a notification is about; ``spec.rollout.notify[].on`` names these."""
+    """What a notification is about; ``spec.rollout.notify[].events`` names these."""
 
     Applied = "Applied"  # an image was written to targets (or a build started)
     Reverted = "Reverted"  # the health gate set a failed rollout back

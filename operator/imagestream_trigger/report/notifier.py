@@ -132,7 +132,7 @@ class Notifier:
             ref.namespace, trigger.service_account_name, self.default_service_account
         )
         for receiver in receivers:
-            if notification.event in receiver.on:
+            if notification.event in receiver.events:
                 self._enqueue(_Item(ref, receiver, identity, notification))
 
     def pending(
