@@ -109,13 +109,15 @@ def required_permissions(settings: Settings) -> list[Permission]:
 def optional_permissions(settings: Settings) -> list[tuple[Permission, str]]:
     """What only some ImageTriggers need, with the feature it serves: missing, the operator
     starts and warns (a trimmed ClusterRole is a choice); such a trigger reports Forbidden."""
+    notify = "notifications (spec.rollout.notify) cannot read their receiver's Secret"
+    wanted = [(Permission("get", "", "secrets"), notify)]
     if settings.dry_run:
-        return []
+        return wanted
     promotion = "promotion (spec.rollout.promoteTo) will be refused"
     return [
         (Permission(verb, IMAGESTREAM_RESOURCE.group, "imagestreamtags"), promotion)
         for verb in ("create", "update")
-    ]
+    ] + wanted
 
 
 async def preflight(api: Api, settings: Settings, lease_namespace: str = "") -> None:

@@ -27,7 +27,7 @@ from imagestream_trigger.report.events import Events
 from imagestream_trigger.report.metrics import Metrics
 from imagestream_trigger.report.reporter import Reporter
 from imagestream_trigger.resolve import TagRef
-from imagestream_trigger.runner import Permission, required_permissions
+from imagestream_trigger.runner import Permission, optional_permissions, required_permissions
 from imagestream_trigger.settings import Settings
 from tests.unit.builders import (
     APP,
@@ -308,6 +308,26 @@ async def test_a_pass_with_a_deadline_comes_back_by_itself() -> None:
 def test_the_operator_asks_for_patch_on_imagetriggers() -> None:
     wanted = required_permissions(Settings())
     assert Permission("patch", IMAGETRIGGER_RESOURCE.group, "imagetriggers") in wanted
+
+
+def test_what_only_some_triggers_need_is_checked_without_being_required() -> None:
+    # Promotion and notifications are features of some ImageTriggers: pre-flight warns
+    # about them (naming the feature) and starts anyway.
+    optional = dict(optional_permissions(Settings()))
+    required = required_permissions(Settings())
+    for permission in (
+        Permission("create", "image.openshift.io", "imagestreamtags"),
+        Permission("update", "image.openshift.io", "imagestreamtags"),
+        Permission("get", "", "secrets"),
+    ):
+        assert permission in optional
+        assert permission not in required
+    assert "promoteTo" in optional[Permission("create", "image.openshift.io", "imagestreamtags")]
+    assert "notify" in optional[Permission("get", "", "secrets")]
+    # A dry run promotes nothing, but still reads receivers' Secrets.
+    assert [p for p, _ in optional_permissions(Settings(dry_run=True))] == [
+        Permission("get", "", "secrets")
+    ]
 
 
 async def test_the_quarantine_outlives_a_pass_that_cannot_follow_and_goes_with_spec_rollout() -> (
