@@ -53,6 +53,9 @@ class Reason(StrEnum):
     Promoted = "Promoted"  # Normal Event: the image was tagged into spec.rollout.promoteTo
     PromotionFailed = "PromotionFailed"  # Warning Event: a due promotion refused or failed
     NoTagMatches = "NoTagMatches"  # spec.source.policy: no tag of the stream qualifies
+    # Timing rules and approval (timing.py): the new image is held, nothing written yet.
+    Waiting = "Waiting"  # debounce, minImageAge or a closed maintenance window; until a time
+    PendingApproval = "PendingApproval"  # approval: Manual and the image is not approved
 
 
 class RolloutState(StrEnum):

@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 
 ANNOTATION = "annotation"
 IMAGETRIGGER = "imagetrigger"
+# Ready=False reasons that are no fault: a Normal Event of their own says so (or none).
+_NOT_WARNINGS = frozenset({Reason.Suspended, Reason.Waiting, Reason.PendingApproval})
 
 
 def _age_seconds(created: str | None) -> float | None:
@@ -242,6 +244,19 @@ class Reporter:
         except ApiError as error:
             log.warning("could not remove %s from %s: %s", RETRY_IMAGE_ANNOTATION, ref, error)
 
+    # -- timing rules and approval (timing.py) ------------------------------------------
+
+    def pending_approval(self, trigger: ObjectRef, image: str, message: str) -> None:
+        """A new image waits for approval (once per image: a newer one supersedes it).
+        The spot where notifications of a pending approval are sent."""
+        log.info("%s: %s", trigger, message)
+        self.events.normal(trigger, Reason.PendingApproval, message)
+
+    def waiting(self, trigger: ObjectRef, image: str, message: str) -> None:
+        """A timing rule started holding an image (once per image and rule)."""
+        log.info("%s: %s", trigger, message)
+        self.events.normal(trigger, Reason.Waiting, message)
+
     # -- ImageTriggers ---------------------------------------------------------------
 
     def last_status(self, namespace: str, name: str) -> dict[str, Any] | None:
@@ -300,7 +315,7 @@ class Reporter:
         if (
             ready["status"] == "False"
             and (old_ready.get("reason") != ready["reason"] or old_ready.get("status") != "False")
-            and ready["reason"] != Reason.Suspended
+            and ready["reason"] not in _NOT_WARNINGS
         ):
             self.events.warning(ref, ready["reason"], ready["message"])
         elif ready["status"] == "True" and old_ready.get("status") == "False":
