@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 import zoneinfo
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -201,8 +202,12 @@ def test_of_three_quick_moves_only_the_last_is_written(
 
 
 def test_approval_pending_superseded_then_approved_with_the_plugin(
-    kube: Kube, namespace: str, operator: OperatorProcess, control_plane: ControlPlane
+    kube: Kube,
+    namespace: str,
+    run_operator: Callable[..., OperatorProcess],
+    control_plane: ControlPlane,
 ) -> None:
+    operator = run_operator()
     image_stream(kube, namespace)
     job = cronjob(kube, namespace)
     follow(kube, namespace, approval="Manual")
@@ -233,8 +238,12 @@ def test_approval_pending_superseded_then_approved_with_the_plugin(
         trigger_path(namespace),
         lambda t: status(t).get("pending", {}).get("image") == second.reference,
     )
-    assert at(status(held)["pending"]["since"]) > at(pending["since"])
+    since = status(held)["pending"]["since"]
+    assert at(since) > at(pending["since"])
 
+    # A restarted operator finds the same pending image, since the same time (from the status).
+    operator.stop()
+    run_operator()
     # Approving the superseded one applies nothing.
     out = plugin(control_plane, "approve", "follow", "-n", namespace, "--image", first.image)
     assert out.returncode == 0, out.stderr
@@ -243,7 +252,10 @@ def test_approval_pending_superseded_then_approved_with_the_plugin(
         trigger_path(namespace),
         lambda t: t.get("status", {}).get("observedGeneration") == t["metadata"]["generation"],
     )
-    assert status(kube.get(trigger_path(namespace)))["pending"]["image"] == second.reference
+    assert status(kube.get(trigger_path(namespace)))["pending"] == {
+        "image": second.reference,
+        "since": since,
+    }
     assert images_of(kube.get(job))["report"] == ORIGINAL
 
     out = plugin(control_plane, "approve", "follow", "-n", namespace)

@@ -12,9 +12,11 @@ import pytest
 
 from imagestream_trigger.api import Reason
 from imagestream_trigger.errors import InvalidSpecError
+from imagestream_trigger.imagemeta import created_of
 from imagestream_trigger.models import MAX_LINE, Rollout, parse_spec
+from imagestream_trigger.report import status as status_model
 from imagestream_trigger.resolve import ResolvedImage
-from imagestream_trigger.timing import Rule, approved, hold, next_opening, parse_time
+from imagestream_trigger.timing import Hold, Rule, approved, hold, next_opening, parse_time
 from tests.fuzz.inputs import ODD_TEXT, json_values
 
 DIGEST = "sha256:" + "ab" * 32
@@ -41,7 +43,9 @@ def at(text: str) -> datetime:
     return moment
 
 
-def decide(r: Rollout, now: str, *, created: str | None = None, approve: str | None = None):  # type: ignore[no-untyped-def]
+def decide(
+    r: Rollout, now: str, *, created: str | None = None, approve: str | None = None
+) -> Hold | None:
     return hold(
         r,
         image=IMAGE,
@@ -50,6 +54,10 @@ def decide(r: Rollout, now: str, *, created: str | None = None, approve: str | N
         approve_hint=HINT,
         now=at(now),
     )
+
+
+def rule_of(held: Hold | None) -> Rule | None:
+    return held.rule if held is not None else None
 
 
 # -- debounce and minImageAge ---------------------------------------------------------
@@ -88,8 +96,8 @@ def test_rules_are_asked_in_order_debounce_age_approval_windows() -> None:
         windows=[{"start": "00:00", "end": "00:01"}],
     )
     created = "2026-11-30T09:50:00Z"
-    assert decide(r, "2026-11-30T10:00:30Z", created=created).rule is Rule.Debounce  # type: ignore[union-attr]
-    assert decide(r, "2026-11-30T10:05:00Z", created=created).rule is Rule.MinImageAge  # type: ignore[union-attr]
+    assert rule_of(decide(r, "2026-11-30T10:00:30Z", created=created)) is Rule.Debounce
+    assert rule_of(decide(r, "2026-11-30T10:05:00Z", created=created)) is Rule.MinImageAge
     pending = decide(r, "2026-11-30T11:00:00Z", created=created)
     assert pending is not None
     assert pending.rule is Rule.Approval
@@ -251,3 +259,26 @@ def test_any_json_in_the_timing_fields_gives_a_clean_error(field: str) -> None:
             continue
         # Accepted: then the rules run without raising at any time.
         decide(r, "2026-11-30T10:00:00Z")
+
+
+# -- what is read back from the cluster -------------------------------------------------
+
+
+def test_status_pending_and_waiting_are_read_back_and_odd_ones_dropped() -> None:
+    pending = {"image": IMAGE.reference, "since": "2026-11-30T10:00:00Z"}
+    waiting = {"image": IMAGE.reference, "reason": "Debounce", "until": "2026-11-30T10:02:00Z"}
+    kept = status_model.read({"pending": pending, "waiting": waiting})
+    assert kept == {"pending": pending, "waiting": waiting}
+    assert status_model.read({"pending": {"image": 3}, "waiting": "soon"}) == {}
+    status_model.check({"pending": pending, "waiting": {**waiting, "message": "m"}})
+
+
+def test_an_images_created_time_comes_from_its_docker_metadata() -> None:
+    body = {"image": {"dockerImageMetadata": {"Created": "2026-11-30T09:00:00Z"}}}
+    assert created_of(body) == at("2026-11-30T09:00:00Z")
+    # Docker's zero time, no metadata, odd shapes: no created time.
+    assert (
+        created_of({"image": {"dockerImageMetadata": {"Created": "0001-01-01T00:00:00Z"}}}) is None
+    )
+    for odd in (None, {}, {"image": None}, {"image": {"dockerImageMetadata": {"Created": 5}}}, []):
+        assert created_of(odd) is None
