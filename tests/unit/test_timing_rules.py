@@ -14,6 +14,8 @@ from imagestream_trigger.api import Reason
 from imagestream_trigger.errors import InvalidSpecError
 from imagestream_trigger.imagemeta import created_of
 from imagestream_trigger.models import MAX_LINE, Rollout, parse_spec
+from imagestream_trigger.plugin.cli import main as plugin_main
+from imagestream_trigger.plugin.cluster import digest_of
 from imagestream_trigger.report import status as status_model
 from imagestream_trigger.resolve import ResolvedImage
 from imagestream_trigger.timing import Hold, Rule, approved, hold, next_opening, parse_time
@@ -282,3 +284,13 @@ def test_an_images_created_time_comes_from_its_docker_metadata() -> None:
     )
     for odd in (None, {}, {"image": None}, {"image": {"dockerImageMetadata": {"Created": 5}}}, []):
         assert created_of(odd) is None
+
+
+def test_approve_refuses_an_image_without_a_digest_before_asking_the_cluster(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert plugin_main(["approve", "web", "-n", "demo", "--image", "app:latest"]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("error: --image 'app:latest' names no image digest")
+    assert digest_of(f"quay.io/acme/app@{DIGEST}") == DIGEST
+    assert digest_of("sha256:short") == ""
