@@ -56,6 +56,9 @@ class Reason(StrEnum):
     # Warning Event: a notification (spec.rollout.notify) could not be sent: its Secret,
     # its URL or its receiver.
     NotificationFailed = "NotificationFailed"
+    # Timing rules and approval (timing.py): the new image is held, nothing written yet.
+    Waiting = "Waiting"  # debounce, minImageAge or a closed maintenance window; until a time
+    PendingApproval = "PendingApproval"  # approval: Manual and the image is not approved
 
 
 class RolloutState(StrEnum):

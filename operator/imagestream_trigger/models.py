@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+import zoneinfo
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from itertools import islice
@@ -509,6 +510,64 @@ def _rollout_timeout(value: str) -> str:
     return value
 
 
+# -- timing rules and approval (spec.rollout.minImageAge ... approval; timing.py) -------------
+
+WEEKDAYS: Final = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_CLOCK: Final = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]")
+MAX_WINDOWS: Final = 20
+
+
+def _timing_duration(value: str) -> str:
+    try:
+        parse_duration(value)
+    except ValueError as error:
+        raise ValueError(f"{_q(value)} {error}") from None
+    return value
+
+
+def _clock(value: str, *, end: bool) -> str:
+    if _CLOCK.fullmatch(value) or (end and value == "24:00"):
+        return value
+    last = '"24:00"' if end else '"23:59"'
+    raise ValueError(
+        f'{_q(value)} is not a time of day: write "HH:MM" on a 24-hour clock, '
+        f'from "00:00" to {last}'
+    )
+
+
+def _time_zone(value: str) -> str:
+    problem = 'is not a known time zone: use an IANA name such as "Europe/Berlin" or "UTC"'
+    if not value or len(value) > 64 or value.startswith(("/", ".")) or "\x00" in value:
+        raise ValueError(f"{_q(value)} {problem}")
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        raise ValueError(f"{_q(value)} {problem}") from None
+    return value
+
+
+Duration = Annotated[StrictStr, AfterValidator(_timing_duration)]
+Weekday = Literal["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+
+
+class Window(_Model):
+    """A maintenance window: on ``days`` (each the day it opens), from ``start`` to ``end``
+    local time; an ``end`` at or before ``start`` closes the next day."""
+
+    days: Annotated[tuple[Weekday, ...], _count("day", 7 * 4)] = WEEKDAYS
+    start: Annotated[StrictStr, AfterValidator(lambda v: _clock(v, end=False))]
+    end: Annotated[StrictStr, AfterValidator(lambda v: _clock(v, end=True))]
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Window:
+        if self.start == self.end:
+            raise ValueError(
+                f"start and end are both {_q(self.start)}: the window would be empty; "
+                'for a whole day write start "00:00" and end "24:00"'
+            )
+        return self
+
+
 class PromoteTo(TagSource):
     """``spec.rollout.promoteTo``: the ImageStreamTag pointed at an image once it ran healthy
     (the known-good pointer); same shape and rules as ``spec.source``."""
@@ -598,6 +657,19 @@ class Rollout(_Model):
     promote_to: PromoteTo | None = None
     # Where to say what happened (Applied, Reverted, Pending, Failed): report/notifier.py.
     notify: Receivers = ()
+    # Timing rules and approval (timing.py), checked in this order before anything is written.
+    debounce: Duration | None = None
+    min_image_age: Duration | None = None
+    approval: Literal["Automatic", "Manual"] = "Automatic"
+    windows: Annotated[tuple[Window, ...], _count("window", MAX_WINDOWS)] | None = None
+    time_zone: Annotated[StrictStr, AfterValidator(_time_zone)] = "UTC"
+
+    @property
+    def timed(self) -> bool:
+        """Whether any timing rule or approval applies (else timing.py is never asked)."""
+        return bool(
+            self.debounce or self.min_image_age or self.windows or self.approval == "Manual"
+        )
 
     @property
     def timeout_s(self) -> float:
@@ -615,6 +687,8 @@ class ImageTriggerSpec(_Model):
     service_account_name: DnsSubdomain | None = None
     # Absent: writes are not followed (the behaviour, and the latency, of triggers without it).
     rollout: Rollout | None = None
+    # With rollout.approval Manual: the image approved (digest "sha256:..." or full reference).
+    approved_image: StrictStr | None = None
 
     @model_validator(mode="after")
     def _promote_elsewhere(self) -> ImageTriggerSpec:

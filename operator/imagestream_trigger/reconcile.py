@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from imagestream_trigger import promote
+from imagestream_trigger import promote, timing
 from imagestream_trigger.act.writer import Outcome, Writer, WriteResult, utcnow
 from imagestream_trigger.api import Reason, RolloutState
 from imagestream_trigger.errors import ApiError
@@ -34,6 +34,7 @@ from imagestream_trigger.gate import (
     quarantine_entries,
 )
 from imagestream_trigger.identity import ServiceAccount, acting_as
+from imagestream_trigger.imagemeta import ImageCreatedTimes
 from imagestream_trigger.index import Indexes, TriggerInfo
 from imagestream_trigger.inflight import Written
 from imagestream_trigger.intake import Key, Wake
@@ -79,6 +80,8 @@ _RETRY_REASONS = {
 }
 # Actions that write (or, for Recover, may write) to a target.
 _WRITES = frozenset({Action.Update, Action.Build, Action.Recover})
+# Actions a timing rule or an approval holds back (a Recover finishes an earlier decision).
+_HELD = frozenset({Action.Update, Action.Build})
 
 
 class Reconciler:
@@ -98,6 +101,8 @@ class Reconciler:
         self.write_annotations = write_annotations
         # Lockdown: ImageTriggers naming no ServiceAccount act as this one of their namespace.
         self.default_service_account = default_service_account
+        # Images' created times (spec.rollout.minImageAge), made on first use.
+        self.images: ImageCreatedTimes | None = None
 
     async def reconcile(self, key: Key, moved: frozenset[TagRef]) -> Pass:
         if key.is_trigger:
@@ -154,6 +159,7 @@ class Reconciler:
         )
         trigger = dataclasses.replace(found, status=previous)
         plan = plan_trigger(self.indexes, trigger)
+        plan, held = await self._hold(plan, previous)
         if plan.blocked is Reason.InvalidSpec:
             self.reporter.count_invalid_spec(trigger, plan.message)
         spec = trigger.spec
@@ -245,6 +251,7 @@ class Reconciler:
         picked = _picked_tag(spec, plan, base)
         if picked:
             status["tag"] = picked
+        self._held_status(trigger, held, previous, status, plan.source)
         try:
             await self.reporter.write_status(
                 trigger, base, status, changed=[r.key for r in results if r.changed]
@@ -258,7 +265,93 @@ class Reconciler:
         after = None
         if gate is not None and gate.recheck_at is not None:
             after = max((gate.recheck_at - dt.datetime.now(dt.UTC)).total_seconds(), 0.0)
+        after = _sooner(after, held)
         return Pass(retry=retries[0] if retries else None, after=after)
+
+    async def _hold(
+        self, plan: TriggerPlan, status: Mapping[str, Any]
+    ) -> tuple[TriggerPlan, tuple[timing.Hold, str] | None]:
+        """Timing rules and approval (timing.py): whether the new image may be written now.
+        Held: the targets still to be written are Blocked (Waiting, PendingApproval), the
+        trigger too, with the rule's message; targets already running it stay. Returns the
+        plan and the hold with when it began (status.pending.since). Nothing is asked of
+        triggers without these rules, nor when nothing is to be written."""
+        spec = plan.trigger.spec
+        rollout = spec.rollout if spec is not None else None
+        if (
+            spec is None
+            or rollout is None
+            or not rollout.timed
+            or spec.suspend
+            or plan.blocked is not None
+            or plan.image is None
+            or plan.source is None
+            or not any(t.action in _HELD for t in plan.targets)
+        ):
+            return plan, None
+        created = None
+        if rollout.min_image_age and plan.image.image:
+            if self.images is None:
+                self.images = ImageCreatedTimes(self.writer.api)
+            created = await self.images.created(plan.source, plan.image.image)
+        ref = plan.trigger.ref
+        hint = f"kubectl imagetrigger approve {ref.name} -n {ref.namespace}"
+        now = dt.datetime.now(dt.UTC)
+        held = timing.hold(
+            rollout,
+            image=plan.image,
+            image_created=created,
+            approved_image=spec.approved_image,
+            approve_hint=hint,
+            now=now,
+        )
+        if held is None:
+            return plan, None
+        targets = tuple(
+            dataclasses.replace(t, action=Action.Blocked, reason=held.reason, message=held.message)
+            if t.action in _HELD
+            else t
+            for t in plan.targets
+        )
+        key = "pending" if held.rule is timing.Rule.Approval else "waiting"
+        before = status.get(key)
+        since = timing.rfc3339(now)
+        if isinstance(before, Mapping) and before.get("image") == plan.image.reference:
+            since = str(before.get("since") or since)
+        plan = dataclasses.replace(plan, blocked=held.reason, message=held.message, targets=targets)
+        return plan, (held, since)
+
+    def _held_status(
+        self,
+        trigger: TriggerInfo,
+        held: tuple[timing.Hold, str] | None,
+        previous: Mapping[str, Any],
+        status: dict[str, Any],
+        source: TagRef | None,
+    ) -> None:
+        """status.pending or status.waiting for a held image, and its Event (and, pending,
+        its notification) when it is new.
+        Neither is set otherwise, so the status write clears them."""
+        if held is None:
+            return
+        hold, since = held
+        image = str(status.get("image", ""))
+        if hold.rule is timing.Rule.Approval:
+            status["pending"] = {"image": image, "since": since}
+            before = previous.get("pending")
+            if not isinstance(before, Mapping) or before.get("image") != image:
+                self.reporter.pending_approval(trigger, image, since, hold.message, source)
+            return
+        waiting = {"image": image, "reason": str(hold.rule), "message": hold.message}
+        if hold.until is not None:
+            waiting["until"] = timing.rfc3339(hold.until)
+        status["waiting"] = waiting
+        before = previous.get("waiting")
+        if not isinstance(before, Mapping) or (before.get("image"), before.get("reason")) != (
+            image,
+            waiting["reason"],
+        ):
+            self.reporter.waiting(trigger.ref, image, hold.message)
 
     async def _follow(
         self,
@@ -526,6 +619,15 @@ def _target_result(
             return TargetResult(kind, name, Reason.Forbidden, result.message)
         case _:
             return TargetResult(kind, name, Reason.Failed, result.message)
+
+
+def _sooner(after: float | None, held: tuple[timing.Hold, str] | None) -> float | None:
+    """The pass's recheck, or sooner when a timing rule holds an image until a time."""
+    until = held[0].until if held is not None else None
+    if until is None:
+        return after
+    wait = max((until - dt.datetime.now(dt.UTC)).total_seconds(), 0.0)
+    return wait if after is None else min(after, wait)
 
 
 def _with_rollout(result: TargetResult, state: TargetRollout | None) -> TargetResult:

@@ -427,6 +427,49 @@ def image_stream_tag(stream: Mapping[str, Any], tag: str) -> JSON | None:
     return result
 
 
+def image_object_name(digest: str) -> str:
+    """The emulated Image's object name: the digest with "." for ":", which a CRD's object
+    name cannot hold (openshift-apiserver names Images by the digest itself)."""
+    return digest.replace(":", ".")
+
+
+def image_stream_image(
+    stream: Mapping[str, Any], digest: str, image: Mapping[str, Any] | None
+) -> JSON | None:
+    """The ImageStreamImage ``<stream>@<digest>`` as openshift-apiserver serves it: the Image
+    ``image`` (cluster-scoped, one per digest) under ``image``, found only when the digest
+    is in one of the stream's tag histories (else None: 404). Without an Image object (an
+    import made without ``created``) the image carries no Docker metadata."""
+    event = next(
+        (
+            item
+            for entry in (stream.get("status") or {}).get("tags") or []
+            for item in entry.get("items") or []
+            if item.get("image") == digest
+        ),
+        None,
+    )
+    if event is None:
+        return None
+    meta = _meta(stream)
+    found: JSON = copy.deepcopy(dict(image)) if image else {}
+    found.pop("apiVersion", None)
+    found.pop("kind", None)
+    found["metadata"] = {**dict(found.get("metadata") or {}), "name": digest}
+    found.setdefault("dockerImageReference", event.get("dockerImageReference", ""))
+    return {
+        "apiVersion": "image.openshift.io/v1",
+        "kind": "ImageStreamImage",
+        "metadata": {
+            "name": f"{meta.get('name', '')}@{digest}",
+            "namespace": meta.get("namespace", ""),
+            "uid": found["metadata"].get("uid") or meta.get("uid", ""),
+            "creationTimestamp": found["metadata"].get("creationTimestamp") or event.get("created"),
+        },
+        "image": found,
+    }
+
+
 def stream_resolver(streams: Mapping[tuple[str, str], Mapping[str, Any]]) -> Resolver:
     """A resolver backed by known ImageStreams, keyed by ``(namespace, name)``.
 

@@ -12,6 +12,8 @@ it after impersonation:
 * ``POST .../buildconfigs/{name}/instantiate``: BuildRequest in, Build out.
 * ``GET .../imagestreamtags[/{stream}:{tag}]``: synthesized from the ImageStream;
   a WATCH is refused with 405, as OpenShift does.
+* ``GET .../imagestreamimages/{stream}@{digest}``: the Image (an emulated cluster-scoped
+  object, written by ``simulate.import_image(created=...)``) of a digest in the stream.
 * ``PUT``/``POST .../imagestreamtags[/{stream}:{tag}]`` (``oc tag``): the spec tag is set
   and resolved at once into the stream's ``status.tags``.
 * discovery of both groups lists these subresources with their real verbs.
@@ -82,6 +84,9 @@ _APISERVICE = re.compile(
 _ISTAG = re.compile(
     rf"^/apis/{IMAGE}/v1/(?P<watch>watch/)?(?:namespaces/(?P<ns>[^/]+)/)?imagestreamtags(?:/(?P<name>[^/]+))?$"
 )
+_ISIMAGE = re.compile(
+    rf"^/apis/{IMAGE}/v1/(?P<watch>watch/)?(?:namespaces/(?P<ns>[^/]+)/)?imagestreamimages(?:/(?P<name>[^/]+))?$"
+)
 # What OpenShift's discovery documents say about the virtual resources.
 _EXTRA_RESOURCES: dict[str, list[dict[str, Any]]] = {
     IMAGE: [
@@ -92,7 +97,15 @@ _EXTRA_RESOURCES: dict[str, list[dict[str, Any]]] = {
             "kind": "ImageStreamTag",
             "shortNames": ["istag"],
             "verbs": ["create", "delete", "get", "list", "patch", "update"],
-        }
+        },
+        {
+            "name": "imagestreamimages",
+            "singularName": "imagestreamimage",
+            "namespaced": True,
+            "kind": "ImageStreamImage",
+            "shortNames": ["isimage"],
+            "verbs": ["get"],
+        },
     ],
     BUILD: [
         {
@@ -263,6 +276,8 @@ class Emulation:
             return await self.instantiate(request, match.group(1), match.group(2))
         if match := _ISTAG.match(path):
             return await self.imagestreamtags(request, match)
+        if match := _ISIMAGE.match(path):
+            return await self.imagestreamimages(request, match)
         if (
             request.method == "GET"
             and self.faults.openshift_apiservers
@@ -673,6 +688,54 @@ class Emulation:
             }
         )
 
+    async def imagestreamimages(self, request: web.Request, match: re.Match[str]) -> web.Response:
+        """GET of one ImageStreamImage (the only verb OpenShift serves on it)."""
+        namespace, name = match.group("ns"), match.group("name")
+        if request.method != "GET" or match.group("watch") or not namespace or not name:
+            return status(
+                405,
+                "MethodNotAllowed",
+                "the server does not allow this method on the requested resource",
+            )
+        who = await self.caller(request)
+        if isinstance(who, web.Response):
+            return who
+        if not await self.allowed(who, "get", IMAGE, "imagestreamimages", namespace, name=name):
+            user = who.get("username", "unknown")
+            return status(
+                403,
+                "Forbidden",
+                f'imagestreamimages.{IMAGE} "{name}" is forbidden: User "{user}" cannot get '
+                f'resource "imagestreamimages" in API group "{IMAGE}" in the namespace '
+                f'"{namespace}"',
+            )
+        stream, at, digest = name.partition("@")
+        if not at or not stream or not digest:
+            return status(
+                400,
+                "BadRequest",
+                f'"{name}" is not a valid ImageStreamImage name: use <stream>@<digest>',
+            )
+        code, body = await self.api(
+            "GET", f"/apis/{IMAGE}/v1/namespaces/{namespace}/imagestreams/{stream}"
+        )
+        found = None
+        if code == 200:
+            image_code, image = await self.api(
+                "GET", f"/apis/{IMAGE}/v1/images/{openshift.image_object_name(digest)}"
+            )
+            found = openshift.image_stream_image(body, digest, image if image_code == 200 else None)
+        if found is None:
+            return status(
+                404,
+                "NotFound",
+                f'imagestreamimages.{IMAGE} "{name}" not found',
+                name=name,
+                group=IMAGE,
+                kind="imagestreamimages",
+            )
+        return web.json_response(found)
+
     async def tag_into(
         self, request: web.Request, namespace: str, name: str | None
     ) -> web.Response:
@@ -855,6 +918,17 @@ class Emulation:
 
 def _amend_aggregated(version: dict[str, Any], group: str) -> None:
     resources = version.setdefault("resources", [])
+    if group == IMAGE and not any(r.get("resource") == "imagestreamimages" for r in resources):
+        resources.append(
+            {
+                "resource": "imagestreamimages",
+                "responseKind": {"group": IMAGE, "version": "v1", "kind": "ImageStreamImage"},
+                "scope": "Namespaced",
+                "singularResource": "imagestreamimage",
+                "shortNames": ["isimage"],
+                "verbs": ["get"],
+            }
+        )
     if group == IMAGE and not any(r.get("resource") == "imagestreamtags" for r in resources):
         resources.append(
             {

@@ -59,10 +59,18 @@ def import_image(
     image: str | None = None,
     repository: str | None = None,
     now: dt.datetime | None = None,
+    created: dt.datetime | None = None,
     attempts: int = 10,
 ) -> Imported:
-    """Land an import of ``stream:tag``; a new random digest unless ``image`` is given."""
+    """Land an import of ``stream:tag``; a new random digest unless ``image`` is given.
+
+    ``created``: when the image itself was built, kept in its Image object (cluster-scoped,
+    one per digest) as ``dockerImageMetadata.Created``, as an import records it; without
+    it no Image is written and the image has no created time.
+    """
     digest = image or openshift.digest_for(secrets.token_hex(16))
+    if created is not None:
+        record_image(kube, digest, created)
     path = path_for(IMAGE_V1, "imagestreams", namespace, stream)
     for _ in range(attempts):
         current = kube.get(path)
@@ -89,3 +97,28 @@ def import_image(
             resource_version=written["metadata"]["resourceVersion"],
         )
     raise RuntimeError(f"could not write {namespace}/{stream} after {attempts} conflicts")
+
+
+def record_image(kube: Kube, digest: str, created: dt.datetime) -> None:
+    """Write the Image ``digest`` with its Docker metadata's ``Created`` time."""
+    body = {
+        "apiVersion": IMAGE_V1,
+        "kind": "Image",
+        "metadata": {"name": openshift.image_object_name(digest)},
+        "dockerImageMetadataVersion": "1.0",
+        "dockerImageMetadata": {
+            "kind": "DockerImage",
+            "apiVersion": "1.0",
+            "Created": openshift.rfc3339(created),
+        },
+    }
+    path = path_for(IMAGE_V1, "images", "", openshift.image_object_name(digest))
+    try:
+        current = kube.get(path)
+    except ApiError as error:
+        if error.status != 404:
+            raise
+        kube.create(path_for(IMAGE_V1, "images", ""), body)
+        return
+    body["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+    kube.replace(path, body)

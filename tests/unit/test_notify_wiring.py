@@ -121,3 +121,19 @@ async def test_a_policy_trigger_says_which_tag_it_followed(rig: Rig, receiver: R
     (body,) = await arrived(rig, receiver)
     assert body["event"] == "Applied"
     assert body["source"] == {"namespace": "demo", "imageStreamTag": "app:1.4.2"}
+
+
+async def test_an_image_waiting_for_approval_is_notified_once_as_pending(
+    rig: Rig,
+    receiver: Receiver,  # noqa: F811
+) -> None:
+    rig.load(imagestream(), workload(web=OLD), notifying(approval="Manual"))
+    await rig.run()
+    assert rig.api.to(DEPLOYMENTS, "PATCH") == []  # held: nothing written
+    (body,) = await arrived(rig, receiver)
+    assert body["event"] == "Pending"
+    assert body["image"] == NEW
+    assert body["source"] == {"namespace": "demo", "imageStreamTag": "app:latest"}
+    assert "waits for approval" in body["message"]
+    await rig.run()  # still pending, same image: the status says so, nothing more is said
+    assert len(await arrived(rig, receiver)) == 1

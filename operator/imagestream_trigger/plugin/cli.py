@@ -23,9 +23,12 @@ from imagestream_trigger.act.client import Api
 from imagestream_trigger.api import TargetKind
 from imagestream_trigger.plugin import render
 from imagestream_trigger.plugin.cluster import (
+    Approval,
     CommandError,
+    approve,
     connect,
     default_namespace,
+    digest_of,
     get_trigger,
     scope,
     set_suspend,
@@ -41,7 +44,8 @@ What imagestream-trigger does with your workloads, and why.
 Reads ImageTriggers, workloads carrying OpenShift's image.openshift.io/triggers
 annotation, BuildConfigs and ImageStreams with your own credentials, and asks
 the operator's own planner what it would write now. Writes nothing, except
-spec.suspend of an ImageTrigger (suspend, resume).
+spec.suspend of an ImageTrigger (suspend, resume) and its spec.approvedImage
+(approve).
 """
 
 EPILOG: Final = f"""\
@@ -50,6 +54,7 @@ examples:
   kubectl imagetrigger why deploy/web -n demo
   kubectl imagetrigger history web -n demo
   kubectl imagetrigger suspend web -n demo
+  kubectl imagetrigger approve web -n demo
 
 Credentials and the default namespace come from $KUBECONFIG (or ~/.kube/config),
 as for kubectl. Installed on PATH as kubectl-imagetrigger, it also runs as
@@ -196,6 +201,25 @@ def build_parser() -> argparse.ArgumentParser:
         patch.add_argument("name", metavar="NAME", help="the ImageTrigger")
         _namespace_flag(patch)
         patch.set_defaults(suspend=value)
+
+    approval = sub.add_parser(
+        "approve",
+        help="approve the image an ImageTrigger holds for approval (spec.approvedImage)",
+        description=(
+            "With spec.rollout.approval Manual, an ImageTrigger applies a new image only once "
+            "spec.approvedImage names it; until then status.pending shows it. This writes "
+            "spec.approvedImage (a merge patch, so whoever may edit the ImageTrigger's spec "
+            "may approve): the pending image's digest, or the one given with --image. A newer "
+            "image that arrives later waits for its own approval."
+        ),
+    )
+    approval.add_argument("name", metavar="NAME", help="the ImageTrigger")
+    _namespace_flag(approval)
+    approval.add_argument(
+        "--image",
+        metavar="sha256:...",
+        help="approve this digest (or a reference pinned to it) instead of the pending image",
+    )
     return parser
 
 
@@ -208,6 +232,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "why":
             args.target = parse_target([args.target, *([args.name] if args.name else [])])
+        if args.command == "approve" and args.image is not None and not digest_of(args.image):
+            raise UsageError(
+                f"--image {args.image!r} names no image digest: give sha256:<64 hex digits> "
+                "or a reference pinned to one (repo@sha256:...)"
+            )
         return asyncio.run(_run(args))
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -239,6 +268,10 @@ async def _run(args: argparse.Namespace) -> int:
             case "history":
                 found = history(await get_trigger(api, namespace, args.name))
                 _print(render.history_data(found), args.output, render.history_lines(found, now))
+                return 0
+            case "approve":
+                done = await approve(api, namespace, args.name, args.image)
+                print(_approve_message(namespace, args.name, done))
                 return 0
             case _:
                 before = await set_suspend(api, namespace, args.name, args.suspend)
@@ -279,6 +312,21 @@ def _print(data: dict[str, object], output: str | None, lines: list[str]) -> Non
         sys.stdout.write(render.dump(data, output))
     else:
         print("\n".join(lines))
+
+
+def _approve_message(namespace: str, name: str, done: Approval) -> str:
+    what = f"imagetrigger {namespace}/{name}"
+    if done.approved == done.before:
+        said = f"{what}: {done.approved} is already approved (spec.approvedImage): nothing changed"
+    else:
+        said = f"{what}: approved {done.approved} (spec.approvedImage)"
+        if done.pending and digest_of(done.pending) == digest_of(done.approved):
+            said += f"; the operator applies {done.pending} at its next pass"
+    if done.pending and digest_of(done.pending) != digest_of(done.approved):
+        said += f"\nnote: the image pending approval is another one: {done.pending}"
+    if not done.manual:
+        said += "\nnote: spec.rollout.approval is not Manual: images are applied without approval"
+    return said
 
 
 def _suspend_message(namespace: str, name: str, before: bool, suspend: bool) -> str:

@@ -5,7 +5,7 @@ operator finds its own (``$KUBECONFIG`` or ``~/.kube/config``; in a pod its
 ServiceAccount), so the plugin sees what the user may see. Each resource is read
 with one paginated LIST (``watch.list_pages``) and loaded through ``Intake.load``,
 as the operator's start-up listing loads it. The one write is a merge patch of an
-ImageTrigger's ``spec.suspend``.
+ImageTrigger's ``spec.suspend`` or ``spec.approvedImage``.
 
 Every failure becomes a ``CommandError``: one sentence and an exit code (2 for
 credentials, 1 for what the API answered).
@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
@@ -23,7 +25,12 @@ from kubernetes.aio import config as k8s_config
 
 from imagestream_trigger.act.client import MERGE_PATCH, Api, api_path
 from imagestream_trigger.api import IMAGESTREAM_RESOURCE, IMAGETRIGGER_RESOURCE, ApiResource
-from imagestream_trigger.errors import ApiError, ImagestreamTriggerError, NotFoundError
+from imagestream_trigger.errors import (
+    ApiError,
+    ConflictError,
+    ImagestreamTriggerError,
+    NotFoundError,
+)
 from imagestream_trigger.index import Indexes
 from imagestream_trigger.inflight import Overlay
 from imagestream_trigger.intake import IMAGETRIGGER, Intake
@@ -41,6 +48,7 @@ LISTED: Final[tuple[tuple[str, ApiResource], ...]] = (
     (IMAGETRIGGER, IMAGETRIGGER_RESOURCE),
     *((str(kind), spec.resource) for kind, spec in KINDS.items()),
 )
+DIGEST: Final = re.compile(r"sha256:[0-9a-f]{64}")
 CRD_MISSING: Final = (
     "the ImageTrigger API (imagetriggers.imagestream-trigger.dev) is not served by this "
     "cluster: install the operator's CRD (kubectl apply -f manifests/crd/)"
@@ -237,3 +245,69 @@ async def set_suspend(api: Api, namespace: str, name: str, suspend: bool) -> boo
     except ApiError as error:
         raise api_failure(error, api, f'patch ImageTrigger "{name}" {scope(namespace)}') from None
     return before
+
+
+@dataclass(frozen=True, slots=True)
+class Approval:
+    """What ``approve`` did: the value now in spec.approvedImage, the one before, the image
+    pending (status.pending.image, "" if none) and whether approval is Manual at all."""
+
+    approved: str
+    before: str
+    pending: str
+    manual: bool
+
+
+def digest_of(image: str) -> str:
+    """ "sha256:..." of a digest or a digest-pinned reference ("" if it has none)."""
+    digest = image.rpartition("@")[2]
+    return digest if DIGEST.fullmatch(digest) else ""
+
+
+async def approve(api: Api, namespace: str, name: str, image: str | None) -> Approval:
+    """Write ``spec.approvedImage`` (a merge patch: RBAC on the spec guards it). Without
+    ``image``, the digest of status.pending.image, on the condition that the trigger has not
+    changed since it was read (resourceVersion), so a newer pending image is never approved
+    unseen."""
+    body = await get_trigger(api, namespace, name)
+    spec = _object(body.get("spec"))
+    pending = _object(_object(body.get("status")).get("pending"))
+    waiting = str(pending.get("image") or "")
+    before = spec.get("approvedImage")
+    before = before if isinstance(before, str) else ""
+    manual = _object(spec.get("rollout")).get("approval") == "Manual"
+    if image is None:
+        if not waiting:
+            raise CommandError(
+                f'ImageTrigger "{name}" {scope(namespace)} has no image pending approval '
+                "(status.pending is empty); name one with --image sha256:..."
+            )
+        image = digest_of(waiting) or waiting
+    patch: dict[str, Any] = {"spec": {"approvedImage": image}}
+    if image == before:
+        return Approval(image, before, waiting, manual)
+    if waiting and image == (digest_of(waiting) or waiting):
+        # Approve what was read, or nothing: a newer pending image must be seen first.
+        version = (body.get("metadata") or {}).get("resourceVersion")
+        if version:
+            patch["metadata"] = {"resourceVersion": version}
+    try:
+        await api.request(
+            "PATCH",
+            _trigger_path(namespace, name),
+            body=patch,
+            content_type=MERGE_PATCH,
+            resource=IMAGETRIGGER_RESOURCE.plural,
+        )
+    except ConflictError:
+        raise CommandError(
+            f'ImageTrigger "{name}" {scope(namespace)} changed while approving (a newer image '
+            "may be pending): run the command again"
+        ) from None
+    except ApiError as error:
+        raise api_failure(error, api, f'patch ImageTrigger "{name}" {scope(namespace)}') from None
+    return Approval(image, before, waiting, manual)
+
+
+def _object(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}

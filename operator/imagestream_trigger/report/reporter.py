@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 
 ANNOTATION = "annotation"
 IMAGETRIGGER = "imagetrigger"
+# Ready=False reasons that are no fault: a Normal Event of their own says so (or none).
+_NOT_WARNINGS = frozenset({Reason.Suspended, Reason.Waiting, Reason.PendingApproval})
 
 
 def _age_seconds(created: str | None) -> float | None:
@@ -256,14 +258,6 @@ class Reporter:
                 "; ".join(f"{_key(e.on)}: {e.message}" for e in failed),
             )
 
-    def approval_pending(
-        self, trigger: TriggerInfo, image: str, since: str, source: TagRef | None = None
-    ) -> None:
-        """Pending: ``image`` (of ``source``, the tag followed: the plan's) waits for
-        approval since ``since``. Call it once, when status.pending is set or changes."""
-        if _notifies(trigger):
-            self.notifier.pending(trigger, image, since, source)
-
     def _notify(
         self, plan: TriggerPlan, event: NotifyEvent, targets: tuple[str, ...], message: str
     ) -> None:
@@ -311,6 +305,28 @@ class Reporter:
             )
         except ApiError as error:
             log.warning("could not remove %s from %s: %s", RETRY_IMAGE_ANNOTATION, ref, error)
+
+    # -- timing rules and approval (timing.py) ------------------------------------------
+
+    def pending_approval(
+        self,
+        trigger: TriggerInfo,
+        image: str,
+        since: str,
+        message: str,
+        source: TagRef | None = None,
+    ) -> None:
+        """A new image (of ``source``, the tag followed) waits for approval since ``since``:
+        said once per image (a newer one supersedes it), in an Event and to receivers."""
+        log.info("%s: %s", trigger.ref, message)
+        self.events.normal(trigger.ref, Reason.PendingApproval, message)
+        if _notifies(trigger):
+            self.notifier.pending(trigger, image, since, source)
+
+    def waiting(self, trigger: ObjectRef, image: str, message: str) -> None:
+        """A timing rule started holding an image (once per image and rule)."""
+        log.info("%s: %s", trigger, message)
+        self.events.normal(trigger, Reason.Waiting, message)
 
     # -- ImageTriggers ---------------------------------------------------------------
 
@@ -370,7 +386,7 @@ class Reporter:
         if (
             ready["status"] == "False"
             and (old_ready.get("reason") != ready["reason"] or old_ready.get("status") != "False")
-            and ready["reason"] != Reason.Suspended
+            and ready["reason"] not in _NOT_WARNINGS
         ):
             self.events.warning(ref, ready["reason"], ready["message"])
         elif ready["status"] == "True" and old_ready.get("status") == "False":

@@ -80,6 +80,22 @@ class Promoted(_Model):
     time: str
 
 
+class Pending(_Model):
+    """approval: Manual: the image waiting for ``kubectl imagetrigger approve``, since when."""
+
+    image: str
+    since: str
+
+
+class Waiting(_Model):
+    """A timing rule holds the image (timing.Rule) until a time (timing.py)."""
+
+    image: str
+    reason: str
+    until: str = ""
+    message: str = ""
+
+
 class ImageTriggerStatus(_Model):
     observed_generation: int = 0
     image: str = ""
@@ -93,6 +109,8 @@ class ImageTriggerStatus(_Model):
     promoted: Promoted | None = None
     # The tag spec.source.policy picked (a trigger following an imageStream).
     tag: str = ""
+    pending: Pending | None = None
+    waiting: Waiting | None = None
 
 
 _LISTS: dict[str, type[_Model]] = {
@@ -130,6 +148,11 @@ def read(body: Any) -> dict[str, Any]:
     promoted = body.get("promoted")
     if isinstance(promoted, Mapping) and _fits(Promoted, promoted):
         kept["promoted"] = _entry(Promoted, promoted)
+    held: tuple[tuple[str, type[_Model]], ...] = (("pending", Pending), ("waiting", Waiting))
+    for key, model in held:
+        entry = body.get(key)
+        if isinstance(entry, Mapping) and _fits(model, entry):
+            kept[key] = _entry(model, entry)
     builds = body.get("builds")
     if isinstance(builds, Mapping):
         kept["builds"] = {
