@@ -110,7 +110,11 @@ def optional_permissions(settings: Settings) -> list[tuple[Permission, str]]:
     """What only some ImageTriggers need, with the feature it serves: missing, the operator
     starts and warns (a trimmed ClusterRole is a choice); such a trigger reports Forbidden."""
     notify = "notifications (spec.rollout.notify) cannot read their receiver's Secret"
-    wanted = [(Permission("get", "", "secrets"), notify)]
+    age = "spec.rollout.minImageAge counts from when an image was tagged, not from its build"
+    wanted = [
+        (Permission("get", "", "secrets"), notify),
+        (Permission("get", IMAGESTREAM_RESOURCE.group, "imagestreamimages"), age),
+    ]
     if settings.dry_run:
         return wanted
     promotion = "promotion (spec.rollout.promoteTo) will be refused"

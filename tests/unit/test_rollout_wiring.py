@@ -325,8 +325,11 @@ def test_what_only_some_triggers_need_is_checked_without_being_required() -> Non
     assert "promoteTo" in optional[Permission("create", "image.openshift.io", "imagestreamtags")]
     assert "notify" in optional[Permission("get", "", "secrets")]
     # A dry run promotes nothing, but still reads receivers' Secrets.
+    assert "minImageAge" in optional[Permission("get", "image.openshift.io", "imagestreamimages")]
+    # A dry run promotes nothing, but still reads receivers' Secrets and images' ages.
     assert [p for p, _ in optional_permissions(Settings(dry_run=True))] == [
-        Permission("get", "", "secrets")
+        Permission("get", "", "secrets"),
+        Permission("get", "image.openshift.io", "imagestreamimages"),
     ]
 
 
