@@ -59,6 +59,10 @@ class Reason(StrEnum):
     # Timing rules and approval (timing.py): the new image is held, nothing written yet.
     Waiting = "Waiting"  # debounce, minImageAge or a closed maintenance window; until a time
     PendingApproval = "PendingApproval"  # approval: Manual and the image is not approved
+    # spec.rollout.canary / maxParallel (canary.py): a write held back for now.
+    WaitingForCanary = "WaitingForCanary"  # until every canary target is healthy on the image
+    WaitingForBatch = "WaitingForBatch"  # until fewer than maxParallel others are rolling out
+    CanaryNotFound = "CanaryNotFound"  # no workload target is the canary: the rest waits
 
 
 class RolloutState(StrEnum):

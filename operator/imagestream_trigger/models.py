@@ -30,6 +30,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StrictBool,
+    StrictInt,
     StrictStr,
     ValidationError,
     ValidationInfo,
@@ -53,6 +54,10 @@ from imagestream_trigger.policy import (
 from imagestream_trigger.resolve import TagRef
 
 MAX_TARGETS: Final = 50
+# Target kinds with a rollout to follow (kinds.py: those with a health reader).
+_ROLLING_KINDS: Final = frozenset(
+    {TargetKind.Deployment, TargetKind.StatefulSet, TargetKind.DaemonSet}
+)
 MAX_CONTAINERS: Final = 50  # per list, as the CRD says
 # How much of a spec's problems a message shows: problems listed, characters per problem.
 MAX_LISTED: Final = 10
@@ -646,6 +651,34 @@ Receivers = Annotated[
 # -- spec.rollout ---------------------------------------------------------------------------
 
 
+class Canary(_Model):
+    """``spec.rollout.canary``: the workload targets written first (canary.py); exactly one
+    of ``names`` (targets' names) and ``selector`` (their labels)."""
+
+    names: Annotated[tuple[DnsSubdomain, ...], _count("canary name", MAX_TARGETS)] | None = None
+    selector: LabelSelector | None = None
+
+    @field_validator("names")
+    @classmethod
+    def _unique(cls, names: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        repeated = sorted(n for n, count in Counter(names or ()).items() if count > 1)
+        if repeated:
+            raise ValueError(f"lists {_listed(repeated)} more than once")
+        return names
+
+    @model_validator(mode="after")
+    def _one(self) -> Canary:
+        if (self.names is None) == (self.selector is None):
+            raise ValueError("exactly one of names or selector must be set")
+        return self
+
+
+def _max_parallel(value: int) -> int:
+    if value < 1:
+        raise ValueError(f"must be at least 1, not {_q(value)}")
+    return value
+
+
 class Rollout(_Model):
     """``spec.rollout``: follow each workload's rollout after a write, revert a failed one."""
 
@@ -657,6 +690,10 @@ class Rollout(_Model):
     promote_to: PromoteTo | None = None
     # Where to say what happened (Applied, Reverted, Pending, Failed): report/notifier.py.
     notify: Receivers = ()
+    # Canary order (canary.py): these targets first; the others once they are healthy.
+    canary: Canary | None = None
+    # At most this many non-canary workload targets rolling out the image at a time.
+    max_parallel: Annotated[StrictInt, AfterValidator(_max_parallel)] | None = None
     # Timing rules and approval (timing.py), checked in this order before anything is written.
     debounce: Duration | None = None
     min_image_age: Duration | None = None
@@ -674,6 +711,11 @@ class Rollout(_Model):
     @property
     def timeout_s(self) -> float:
         return parse_duration(self.timeout)
+
+    @property
+    def ordered(self) -> bool:
+        """Whether writes go in canary order (canary.py), not all at once."""
+        return self.canary is not None or self.max_parallel is not None
 
 
 class ImageTriggerSpec(_Model):
@@ -701,6 +743,26 @@ class ImageTriggerSpec(_Model):
             raise ValueError(
                 f"rollout.promoteTo names the followed tag {_q(promote.image_stream_tag)} "
                 'itself; promote into another tag, for example "app:stable"'
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _canary_among_targets(self) -> ImageTriggerSpec:
+        canary = self.rollout.canary if self.rollout is not None else None
+        if canary is None or canary.names is None:
+            return self
+        rolling = [t for t in self.targets if t.kind in _ROLLING_KINDS]
+        # A selector target may find any name; a named one only its own.
+        missing = [
+            n
+            for n in canary.names
+            if not any(t.selector is not None or t.name == n for t in rolling)
+        ]
+        if missing:
+            raise ValueError(
+                f"rollout.canary.names: {_listed(missing)} {_plural(missing, 'is', 'are')} not "
+                "among the targets: a canary is a Deployment, StatefulSet or DaemonSet target "
+                "(by its name, or found by a target's selector)"
             )
         return self
 
@@ -758,6 +820,7 @@ def _path(loc: Sequence[int | str]) -> str:
 _TYPE_WORDS: Final = {
     "string_type": "must be a string",
     "bool_type": "must be true or false",
+    "int_type": "must be a whole number",
     "list_type": "must be a list",
     "tuple_type": "must be a list",
     "dict_type": "must be an object",

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from imagestream_trigger import promote, timing
+from imagestream_trigger import canary, promote, timing
 from imagestream_trigger.act.writer import Outcome, Writer, WriteResult, utcnow
 from imagestream_trigger.api import Reason, RolloutState
 from imagestream_trigger.errors import ApiError
@@ -170,6 +170,8 @@ class Reconciler:
         identity = acting_as(
             key.namespace, trigger.service_account_name, self.default_service_account
         )
+        order = self._order(plan, previous, dry_run=dry_run)
+        plan = order.plan if order is not None else plan
         refused = await self._source_refused(plan, identity, dry_run=dry_run)
         done = await asyncio.gather(
             *(
@@ -213,6 +215,8 @@ class Reconciler:
                 trigger, plan, spec.rollout, base, dry_run=dry_run, identity=identity
             )
             retries += failed
+            if order is not None and self._released(order, spec.rollout, states):
+                gate = dataclasses.replace(gate, recheck_at=dt.datetime.now(dt.UTC))
             results = [_with_rollout(r, states.get(r.key)) for r in results]
             if spec.rollout.promote_to is not None and not suspended:
                 promotion, now_promoted, failed = await self._promote(
@@ -352,6 +356,44 @@ class Reconciler:
             waiting["reason"],
         ):
             self.reporter.waiting(trigger.ref, image, hold.message)
+
+    def _order(
+        self, plan: TriggerPlan, status: Mapping[str, Any], *, dry_run: bool
+    ) -> canary.Order | None:
+        """spec.rollout.canary / maxParallel (canary.py): the plan with the writes that must
+        wait held back; None without them (today's path), or in a dry run, which says what
+        it would write to every target."""
+        rollout = plan.trigger.spec.rollout if plan.trigger.spec is not None else None
+        if rollout is None or not rollout.ordered or plan.image is None:
+            return None
+        if dry_run or self.writer.dry_run:
+            return None
+        return canary.order(
+            plan,
+            rollout,
+            states=canary.rollout_states(status, plan.image.reference),
+            written=self._in_flight(plan),
+        )
+
+    def _released(
+        self, order: canary.Order, rollout: Rollout, states: Mapping[str, TargetRollout]
+    ) -> bool:
+        """Whether, after this pass's writes and the gate's verdicts, a target held at its
+        start may be written: then the next pass comes at once (a canary turned healthy)."""
+        return canary.releases(
+            order,
+            rollout,
+            states={key: s.state for key, s in states.items()},
+            written=self._in_flight(order.original),
+        )
+
+    def _in_flight(self, plan: TriggerPlan) -> set[str]:
+        """Keys of the plan's workload targets with a write of ours the watch has not shown."""
+        return {
+            t.key
+            for t in plan.targets
+            if t.workload is not None and self.writer.overlay.written(t.workload.id)
+        }
 
     async def _follow(
         self,

@@ -29,6 +29,8 @@ STALLED: Final = frozenset(
 )
 # Per-target results that mean "this target follows the source as it should".
 HEALTHY: Final = frozenset({Reason.Applied, Reason.Unchanged, Reason.DryRun})
+# Per-target results of a rollout in canary order (canary.py): not failing, only not yet.
+WAITING: Final = frozenset({Reason.WaitingForCanary, Reason.WaitingForBatch})
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,11 +109,16 @@ def summarize(
         waiting = [r.key for r in results if r.result is Reason.DryRun]
         tail = f"; would update {', '.join(waiting)}" if waiting else ""
         return False, Reason.Suspended, f"spec.suspend is true: nothing is written{tail}"
-    failing = [r for r in results if r.result not in HEALTHY]
+    failing = [r for r in results if r.result not in HEALTHY and r.result not in WAITING]
     if failing:
         first = failing[0]
         others = f" (and {len(failing) - 1} more targets failing)" if len(failing) > 1 else ""
         return False, first.result, f"{first.key}: {first.message}{others}"
+    held = [r for r in results if r.result in WAITING]
+    if held:
+        first = held[0]
+        others = f" (and {len(held) - 1} more targets waiting)" if len(held) > 1 else ""
+        return False, first.result, f"rollout in progress: {first.key} {first.message}{others}"
     if any(r.result is Reason.DryRun for r in results):
         pending = ", ".join(r.key for r in results if r.result is Reason.DryRun)
         return True, Reason.DryRun, f"dry run: would update {pending}"
@@ -221,7 +228,7 @@ def trigger_status(
             "image": image,
             "time": now,
             "updated": [r.key for r in changed],
-            "failed": [r.key for r in results if r.result not in HEALTHY],
+            "failed": [r.key for r in results if r.result not in HEALTHY | WAITING],
         }
         if history and history[0].get("image") == image:
             # Same transition, finished in a later pass: merge rather than repeat it.

@@ -30,6 +30,7 @@ from imagestream_trigger.frozen import FrozenJson
 from imagestream_trigger.gate import Event, RolloutPass
 from imagestream_trigger.index import ObjectRef, StreamInfo, TriggerInfo, WorkloadInfo
 from imagestream_trigger.plan import TriggerPlan
+from imagestream_trigger.report.conditions import WAITING
 from imagestream_trigger.report.events import Events
 from imagestream_trigger.report.metrics import Metrics
 from imagestream_trigger.report.notification import Notification, NotifyEvent, pass_notifications
@@ -387,6 +388,7 @@ class Reporter:
             ready["status"] == "False"
             and (old_ready.get("reason") != ready["reason"] or old_ready.get("status") != "False")
             and ready["reason"] not in _NOT_WARNINGS
+            and ready["reason"] not in WAITING  # a rollout in canary order: no fault
         ):
             self.events.warning(ref, ready["reason"], ready["message"])
         elif ready["status"] == "True" and old_ready.get("status") == "False":
