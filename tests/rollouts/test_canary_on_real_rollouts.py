@@ -53,7 +53,7 @@ class Seen:
 def complete(deployment: dict[str, Any]) -> bool:
     status = deployment.get("status") or {}
     wanted = deployment["spec"].get("replicas", 1)
-    return (
+    return bool(
         status.get("observedGeneration", 0) >= deployment["metadata"]["generation"]
         and status.get("updatedReplicas", 0) == wanted
         and status.get("availableReplicas", 0) >= wanted
