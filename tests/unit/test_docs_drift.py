@@ -186,7 +186,10 @@ def test_the_number_of_alerts_is_said_right() -> None:
 # -- docs/imagetrigger.md against the CRD -------------------------------------------------
 
 # Standard Kubernetes types the document describes as a whole, not field by field.
-STANDARD_TYPES = {"spec.targets[].selector": "a Kubernetes label selector"}
+STANDARD_TYPES = {
+    "spec.targets[].selector": "a Kubernetes label selector",
+    "spec.rollout.canary.selector": "a Kubernetes label selector",
+}
 
 
 def crd_schema() -> dict[str, Any]:
