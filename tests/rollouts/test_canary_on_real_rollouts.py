@@ -87,9 +87,18 @@ class Recorder:
                 continue
 
     def stop(self) -> list[dict[str, Any]]:
+        """The changes seen, then each object as it stands now if the watch has not shown
+        that yet (the stream stops at the first event after this call: later, the end)."""
         self._stop.set()
         self._thread.join(timeout=10)
-        return list(self.events)
+        events = list(self.events)
+        shown = {e["metadata"]["name"]: e["metadata"]["resourceVersion"] for e in events}
+        listed = self.kube.get(self.path)
+        kind = listed["kind"].removesuffix("List")  # items of a list carry no kind
+        for item in listed["items"]:
+            if shown.get(item["metadata"]["name"]) != item["metadata"]["resourceVersion"]:
+                events.append({**item, "kind": kind})
+        return events
 
 
 @pytest.fixture
