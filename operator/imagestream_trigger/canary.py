@@ -195,6 +195,19 @@ def order(
     return Order(plan, dataclasses.replace(plan, targets=targets), frozenset(held))
 
 
+def in_order(
+    plan: TriggerPlan, status: Mapping[str, Any], *, written: Collection[str] = ()
+) -> Order | None:
+    """The canary order of a trigger's plan, its rollout states read from ``status``;
+    None when its spec asks for none (the plan is written as it is)."""
+    spec = plan.trigger.spec
+    rollout = spec.rollout if spec is not None else None
+    if rollout is None or not rollout.ordered or plan.image is None:
+        return None
+    states = rollout_states(status, plan.image.reference)
+    return order(plan, rollout, states=states, written=written)
+
+
 def releases(
     before: Order,
     rollout: Rollout,

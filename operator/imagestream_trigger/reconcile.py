@@ -363,17 +363,12 @@ class Reconciler:
         """spec.rollout.canary / maxParallel (canary.py): the plan with the writes that must
         wait held back; None without them (today's path), or in a dry run, which says what
         it would write to every target."""
-        rollout = plan.trigger.spec.rollout if plan.trigger.spec is not None else None
-        if rollout is None or not rollout.ordered or plan.image is None:
-            return None
+        spec = plan.trigger.spec
+        if spec is None or spec.rollout is None or not spec.rollout.ordered:
+            return None  # the hot path: one look at the spec
         if dry_run or self.writer.dry_run:
             return None
-        return canary.order(
-            plan,
-            rollout,
-            states=canary.rollout_states(status, plan.image.reference),
-            written=self._in_flight(plan),
-        )
+        return canary.in_order(plan, status, written=self._in_flight(plan))
 
     def _released(
         self, order: canary.Order, rollout: Rollout, states: Mapping[str, TargetRollout]

@@ -14,13 +14,14 @@ from typing import Any
 import pytest
 
 from imagestream_trigger import canary
-from imagestream_trigger.api import Reason, RolloutState
+from imagestream_trigger.api import Reason, RolloutState, TargetKind
 from imagestream_trigger.errors import InvalidSpecError
 from imagestream_trigger.index import Indexes
 from imagestream_trigger.inflight import Overlay
 from imagestream_trigger.intake import Intake
 from imagestream_trigger.models import parse_spec
 from imagestream_trigger.plan import Action, TriggerPlan, plan_trigger
+from imagestream_trigger.plugin.explain import Snapshot, explain, rows
 from imagestream_trigger.report.conditions import TargetResult, summarize, trigger_status
 from tests.unit.builders import (
     APP,
@@ -559,3 +560,24 @@ async def test_a_dry_run_says_what_it_would_write_to_every_target() -> None:
     rig = Rig().load(imagestream(), body, workload(name="web"), workload(name="api"))
     await rig.run()
     assert {t["result"] for t in rig.status()["targets"]} == {"DryRun"}
+
+
+# -- the kubectl plugin tells the same order ----------------------------------------------------
+
+
+def test_the_plugin_says_which_targets_wait_for_the_canary() -> None:
+    snapshot = Snapshot(Indexes())
+    intake = Intake(snapshot.indexes, Overlay(), native=True)
+    body = trigger({**BY_NAME, "maxParallel": 1})
+    for each in (imagestream(), body, *shop()):
+        intake.load(each["kind"], each)
+    snapshot.raw_targets[("demo", "follow-app")] = body["spec"]["targets"]
+    (canary_first,) = explain(snapshot, TargetKind.Deployment, "demo", "web-canary").followers
+    assert canary_first.verdict == "Update"
+    (waiting,) = explain(snapshot, TargetKind.Deployment, "demo", "web-a").followers
+    assert (waiting.verdict, waiting.message) == (
+        "WaitingForCanary",
+        f"waits for the canary {CANARY} to be healthy on {NEW}",
+    )
+    (row,) = rows(snapshot)
+    assert (row.up_to_date, row.pending, row.failed, row.status) == (0, 4, 0, "Pending")

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Final
 
+from imagestream_trigger import canary
 from imagestream_trigger.api import Reason, TargetKind
 from imagestream_trigger.decide import ImageChange
 from imagestream_trigger.index import Indexes, TriggerInfo, WorkloadInfo, trigger_info
@@ -60,7 +61,16 @@ class Verdict(StrEnum):
 
 
 PENDING: Final = frozenset(
-    {Verdict.Update, Verdict.Build, Verdict.Recover, Verdict.Suspended, Verdict.DryRun}
+    {
+        Verdict.Update,
+        Verdict.Build,
+        Verdict.Recover,
+        Verdict.Suspended,
+        Verdict.DryRun,
+        # In canary order (canary.py): written once the canaries or the batch before are done.
+        Reason.WaitingForCanary,
+        Reason.WaitingForBatch,
+    }
 )
 # Verdicts that say nothing about a target's state (not counted in ``list``).
 UNCOUNTED: Final = frozenset(
@@ -161,7 +171,13 @@ def category(verdict: str) -> str | None:
 def plan_of(snapshot: Snapshot, info: TriggerInfo) -> TriggerPlan:
     """The operator's plan, with the status read through the status model as it reads it."""
     trigger = dataclasses.replace(info, status=status_model.read(info.status))
-    return plan_trigger(snapshot.indexes, trigger)
+    plan = plan_trigger(snapshot.indexes, trigger)
+    spec = info.spec
+    if spec is not None and not (spec.suspend or spec.dry_run):
+        # Writes held back in canary order, as the reconcile pass holds them (canary.py).
+        ordered = canary.in_order(plan, trigger.status)
+        plan = ordered.plan if ordered is not None else plan
+    return plan
 
 
 def _blocked(snapshot: Snapshot, plan: TriggerPlan) -> tuple[str, str]:
