@@ -398,6 +398,28 @@ def _state(value: Any) -> RolloutState | None:
     )
 
 
+def running_image(workloads: Iterable[WorkloadInfo], source: TagRef, other_than: str) -> str:
+    """The image we last wrote for ``source`` that the workloads still run, other than
+    ``other_than`` (the newest write wins); "" if none. While a new image is held back
+    (timing.py), the rollout of the one before it is still followed: a failure is reverted
+    now, not once the window opens or someone approves."""
+    newest = ("", "")
+    for workload in workloads:
+        record = applied_record(workload.annotations)
+        for container in workload.containers:
+            entry = record.get(container.key)
+            if (
+                entry is not None
+                and entry.source == str(source)
+                and not entry.reverted
+                and entry.image == container.image
+                and entry.image != other_than
+                and (entry.time, entry.image) > newest
+            ):
+                newest = (entry.time, entry.image)
+    return newest[1]
+
+
 def known_good(status: Mapping[str, Any], key: str, image: str) -> bool:
     """Whether a workload target's image counts as good when the tag moves on (the
     ``known_good`` of decide.workload_patch): not if the trigger's status says its rollout

@@ -29,9 +29,11 @@ from imagestream_trigger.errors import ApiError
 from imagestream_trigger.gate import (
     RolloutPass,
     TargetRollout,
+    digest_of,
     follow_rollouts,
     known_good,
     quarantine_entries,
+    running_image,
 )
 from imagestream_trigger.identity import ServiceAccount, acting_as
 from imagestream_trigger.imagemeta import ImageCreatedTimes
@@ -55,7 +57,7 @@ from imagestream_trigger.report import status as status_model
 from imagestream_trigger.report.conditions import TargetResult, trigger_status
 from imagestream_trigger.report.metrics import Metrics
 from imagestream_trigger.report.reporter import ANNOTATION, IMAGETRIGGER, Reporter
-from imagestream_trigger.resolve import TagRef
+from imagestream_trigger.resolve import ResolvedImage, TagRef
 
 log = logging.getLogger(__name__)
 
@@ -210,15 +212,25 @@ class Reconciler:
         promotion: tuple[bool, Reason, str] | None = None
         before = base.get("promoted")
         promoted = dict(before) if isinstance(before, Mapping) else None
-        if spec is not None and spec.rollout is not None and plan.image is not None:
+        # Held back, the new image runs nowhere: the rollout followed is its predecessor's.
+        followed = self._predecessor(plan) if held is not None else plan
+        if (
+            spec is not None
+            and spec.rollout is not None
+            and followed is not None
+            and followed.image is not None
+        ):
             gate, states, failed = await self._follow(
-                trigger, plan, spec.rollout, base, dry_run=dry_run, identity=identity
+                trigger, followed, spec.rollout, base, dry_run=dry_run, identity=identity
             )
             retries += failed
             if order is not None and self._released(order, spec.rollout, states):
                 gate = dataclasses.replace(gate, recheck_at=dt.datetime.now(dt.UTC))
             results = [_with_rollout(r, states.get(r.key)) for r in results]
-            if spec.rollout.promote_to is not None and not suspended:
+            if followed is not plan:
+                # A held target says which image its rollout state is about.
+                results = [_running(r, followed, states) for r in results]
+            if spec.rollout.promote_to is not None and not suspended and followed is plan:
                 promotion, now_promoted, failed = await self._promote(
                     trigger,
                     plan,
@@ -271,6 +283,23 @@ class Reconciler:
             after = max((gate.recheck_at - dt.datetime.now(dt.UTC)).total_seconds(), 0.0)
         after = _sooner(after, held)
         return Pass(retry=retries[0] if retries else None, after=after)
+
+    def _predecessor(self, plan: TriggerPlan) -> TriggerPlan | None:
+        """The plan with the image its workload targets still run from an earlier write of
+        ours (see gate.running_image); None if they run none."""
+        if plan.image is None or plan.source is None:
+            return None
+        namespace = plan.trigger.ref.namespace
+        workloads = [
+            found
+            for t in plan.targets
+            if t.workload is not None
+            and (found := self.indexes.workload(t.kind, namespace, t.name)) is not None
+        ]
+        image = running_image(workloads, plan.source, plan.image.reference)
+        if not image:
+            return None
+        return dataclasses.replace(plan, image=ResolvedImage(image, digest_of(image), None))
 
     async def _hold(
         self, plan: TriggerPlan, status: Mapping[str, Any]
@@ -665,6 +694,16 @@ def _sooner(after: float | None, held: tuple[timing.Hold, str] | None) -> float 
         return after
     wait = max((until - dt.datetime.now(dt.UTC)).total_seconds(), 0.0)
     return wait if after is None else min(after, wait)
+
+
+def _running(
+    result: TargetResult, followed: TriggerPlan, states: Mapping[str, TargetRollout]
+) -> TargetResult:
+    """A target held back with the image it runs, whose rollout ``states`` judged: the
+    next pass reads it back as that image's (not judged healthy twice)."""
+    if result.key not in states or result.image or followed.image is None:
+        return result
+    return dataclasses.replace(result, image=followed.image.reference)
 
 
 def _with_rollout(result: TargetResult, state: TargetRollout | None) -> TargetResult:

@@ -34,6 +34,7 @@ from tests.unit.builders import (
     NEW,
     NOW,
     OLD,
+    OTHER,
     B,
     FakeApi,
     image_trigger,
@@ -353,3 +354,42 @@ async def test_the_quarantine_outlives_a_pass_that_cannot_follow_and_goes_with_s
     rig = Rig().load(imagestream(), written(at=LONG_AGO), dropped)
     await rig.run()
     assert rig.status().get("quarantine") is None
+
+
+# -- a new image held back (timing.py) while the one before it rolls out ------------------------
+
+
+async def test_a_failing_rollout_is_reverted_while_the_next_image_waits_for_approval() -> None:
+    # NEW was written and is failing; the tag has moved on to OTHER, which waits for
+    # approval. The gate must not wait for that approval to revert NEW.
+    trigger = guarded(rollout={"approval": "Manual"})
+    rig = Rig().load(imagestream(tags={"latest": OTHER}), written(at=LONG_AGO), trigger)
+    await rig.run()
+    (revert,) = rig.api.to(DEPLOYMENTS, "PATCH")
+    assert revert.body[1:3] == [
+        {"op": "test", "path": "/spec/template/spec/containers/0/image", "value": NEW},
+        {"op": "replace", "path": "/spec/template/spec/containers/0/image", "value": OLD},
+    ]
+    status = rig.status()
+    assert [q["image"] for q in status["quarantine"]] == [NEW]
+    assert status["pending"]["image"] == OTHER  # still waiting, never written
+    assert status["targets"][0]["rollout"] == "Reverted"
+
+
+async def test_a_healthy_predecessor_is_judged_once_while_the_next_image_waits() -> None:
+    trigger = guarded(rollout={"approval": "Manual"})
+    rig = Rig().load(
+        imagestream(tags={"latest": OTHER}), written(at=LONG_AGO, status=complete()), trigger
+    )
+    await rig.run()
+    await rig.run()
+    assert rig.api.to(DEPLOYMENTS, "PATCH") == []
+    (target,) = rig.status()["targets"]
+    assert (target["rollout"], target["image"], target["result"]) == (
+        "Healthy",
+        NEW,
+        "PendingApproval",
+    )
+    # Healthy once: the second held pass reads the verdict back instead of judging again.
+    assert len(rig.posted("RolloutSucceeded")) == 1
+    assert "promoted" not in rig.status()
