@@ -21,7 +21,7 @@ import zoneinfo
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from itertools import islice
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, Final, Literal, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -74,6 +74,7 @@ _DNS1123_LABEL: Final = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 _TAG: Final = re.compile(r"\w[\w.-]{0,127}", re.ASCII)
 _LABEL_NAME: Final = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
 _SURROGATE: Final = re.compile(r"[\ud800-\udfff]")
+_Names = TypeVar("_Names", tuple[str, ...], tuple[str, ...] | None)
 
 
 def _q(value: Any) -> str:
@@ -121,6 +122,14 @@ def _listed(items: Sequence[Any]) -> str:
     shown = ", ".join(map(_q, items[:3]))
     others = len(items) - 3
     return shown + (f" and {others} other{'s' if others > 1 else ''}" if others > 0 else "")
+
+
+def _once_each(values: _Names) -> _Names:
+    """``values`` if none is listed twice; else why, naming the repeated ones."""
+    repeated = sorted(v for v, count in Counter(values or ()).items() if count > 1)
+    if repeated:
+        raise ValueError(f"lists {_listed(repeated)} more than once")
+    return values
 
 
 def _is_dns1123_label(value: str) -> bool:
@@ -481,10 +490,7 @@ class Target(_Model):
     @field_validator("containers", "init_containers")
     @classmethod
     def _unique(cls, names: tuple[str, ...] | None) -> tuple[str, ...] | None:
-        repeated = sorted(n for n, count in Counter(names or ()).items() if count > 1)
-        if repeated:
-            raise ValueError(f"lists {_listed(repeated)} more than once")
-        return names
+        return _once_each(names)
 
     @model_validator(mode="after")
     def _consistent(self) -> Target:
@@ -615,10 +621,7 @@ class Receiver(_Model):
     @field_validator("events")
     @classmethod
     def _once_each(cls, events: tuple[str, ...]) -> tuple[str, ...]:
-        repeated = sorted(e for e, count in Counter(events).items() if count > 1)
-        if repeated:
-            raise ValueError(f"lists {_listed(repeated)} more than once")
-        return events
+        return _once_each(events)
 
 
 def _distinct_receivers(receivers: tuple[Receiver, ...]) -> tuple[Receiver, ...]:
@@ -661,10 +664,7 @@ class Canary(_Model):
     @field_validator("names")
     @classmethod
     def _unique(cls, names: tuple[str, ...] | None) -> tuple[str, ...] | None:
-        repeated = sorted(n for n, count in Counter(names or ()).items() if count > 1)
-        if repeated:
-            raise ValueError(f"lists {_listed(repeated)} more than once")
-        return names
+        return _once_each(names)
 
     @model_validator(mode="after")
     def _one(self) -> Canary:
