@@ -37,7 +37,7 @@ from imagestream_trigger.gate import (
 )
 from imagestream_trigger.identity import ServiceAccount, acting_as
 from imagestream_trigger.imagemeta import ImageCreatedTimes
-from imagestream_trigger.index import Indexes, TriggerInfo
+from imagestream_trigger.index import Indexes, TriggerInfo, WorkloadInfo
 from imagestream_trigger.inflight import Written
 from imagestream_trigger.intake import Key, Wake
 from imagestream_trigger.kinds import KINDS
@@ -289,14 +289,7 @@ class Reconciler:
         ours (see gate.running_image); None if they run none."""
         if plan.image is None or plan.source is None:
             return None
-        namespace = plan.trigger.ref.namespace
-        workloads = [
-            found
-            for t in plan.targets
-            if t.workload is not None
-            and (found := self.indexes.workload(t.kind, namespace, t.name)) is not None
-        ]
-        image = running_image(workloads, plan.source, plan.image.reference)
+        image = running_image(self._seen(plan), plan.source, plan.image.reference)
         if not image:
             return None
         return dataclasses.replace(plan, image=ResolvedImage(image, digest_of(image), None))
@@ -411,6 +404,17 @@ class Reconciler:
             written=self._in_flight(order.original),
         )
 
+    def _seen(self, plan: TriggerPlan) -> list[WorkloadInfo]:
+        """The plan's workload targets as the watch last showed them (not with our writes in
+        flight applied): the health record and the containers of one body."""
+        namespace = plan.trigger.ref.namespace
+        return [
+            found
+            for t in plan.targets
+            if t.workload is not None
+            and (found := self.indexes.workload(t.kind, namespace, t.name)) is not None
+        ]
+
     def _in_flight(self, plan: TriggerPlan) -> set[str]:
         """Keys of the plan's workload targets with a write of ours the watch has not shown."""
         return {
@@ -434,14 +438,7 @@ class Reconciler:
         followed target's rollout state (a revert written: Reverted) and retry reasons."""
         assert plan.image is not None
         assert plan.source is not None
-        namespace = trigger.ref.namespace
-        # As the watch last showed them: the health record and the containers of one body.
-        workloads = [
-            found
-            for t in plan.targets
-            if t.workload is not None
-            and (found := self.indexes.workload(t.kind, namespace, t.name)) is not None
-        ]
+        workloads = self._seen(plan)
         gate = follow_rollouts(
             rollout,
             trigger=trigger.ref.name,
