@@ -45,7 +45,7 @@ unit: .venv/.synced ## fast tests without a control plane
 	$(PY) -m pytest -m "not controlplane"
 
 test: setup check ## everything: set-up, lint, types, unit and control-plane tests
-	$(PY) -m pytest
+	scripts/run-tests
 
 demo: .venv/.synced binaries ## the operator working on an embedded local control plane
 	$(PY) -m tests.controlplane demo
