@@ -82,8 +82,6 @@ _RETRY_REASONS = {
 }
 # Actions that write (or, for Recover, may write) to a target.
 _WRITES = frozenset({Action.Update, Action.Build, Action.Recover})
-# Actions a timing rule or an approval holds back (a Recover finishes an earlier decision).
-_HELD = frozenset({Action.Update, Action.Build})
 
 
 class Reconciler:
@@ -302,50 +300,34 @@ class Reconciler:
         trigger too, with the rule's message; targets already running it stay. Returns the
         plan and the hold with when it began (status.pending.since). Nothing is asked of
         triggers without these rules, nor when nothing is to be written."""
-        spec = plan.trigger.spec
-        rollout = spec.rollout if spec is not None else None
-        if (
-            spec is None
-            or rollout is None
-            or not rollout.timed
-            or spec.suspend
-            or plan.blocked is not None
-            or plan.image is None
-            or plan.source is None
-            or not any(t.action in _HELD for t in plan.targets)
-        ):
+        rollout = timing.holdable(plan)
+        if rollout is None:
             return plan, None
+        assert plan.image is not None
+        assert plan.source is not None
+        assert plan.trigger.spec is not None
         created = None
         if rollout.min_image_age and plan.image.image:
             if self.images is None:
                 self.images = ImageCreatedTimes(self.writer.api)
             created = await self.images.created(plan.source, plan.image.image)
-        ref = plan.trigger.ref
-        hint = f"kubectl imagetrigger approve {ref.name} -n {ref.namespace}"
         now = dt.datetime.now(dt.UTC)
         held = timing.hold(
             rollout,
             image=plan.image,
             image_created=created,
-            approved_image=spec.approved_image,
-            approve_hint=hint,
+            approved_image=plan.trigger.spec.approved_image,
+            approve_hint=timing.approve_hint(plan),
             now=now,
         )
         if held is None:
             return plan, None
-        targets = tuple(
-            dataclasses.replace(t, action=Action.Blocked, reason=held.reason, message=held.message)
-            if t.action in _HELD
-            else t
-            for t in plan.targets
-        )
         key = "pending" if held.rule is timing.Rule.Approval else "waiting"
         before = status.get(key)
         since = timing.rfc3339(now)
         if isinstance(before, Mapping) and before.get("image") == plan.image.reference:
             since = str(before.get("since") or since)
-        plan = dataclasses.replace(plan, blocked=held.reason, message=held.message, targets=targets)
-        return plan, (held, since)
+        return timing.held_back(plan, held), (held, since)
 
     def _held_status(
         self,

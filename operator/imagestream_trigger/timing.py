@@ -20,19 +20,24 @@ Python, which is wrong across a DST change.
 
 from __future__ import annotations
 
+import dataclasses
 import zoneinfo
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
-from typing import Final
+from typing import Any, Final
 
 from imagestream_trigger.api import Reason
 from imagestream_trigger.durations import format_duration, parse_duration
 from imagestream_trigger.models import WEEKDAYS, Rollout, Window
+from imagestream_trigger.plan import Action, TriggerPlan
 from imagestream_trigger.resolve import ResolvedImage
 
 # Days looked ahead for the next opening: every window opens at least once a week.
 _LOOKAHEAD_DAYS: Final = 8
+# Actions a timing rule or an approval holds back (a Recover finishes an earlier decision).
+HELD_ACTIONS: Final = frozenset({Action.Update, Action.Build})
 
 
 class Rule(StrEnum):
@@ -145,6 +150,62 @@ def hold(
                 opens,
             )
     return None
+
+
+def holdable(plan: TriggerPlan) -> Rollout | None:
+    """The rules to ask (``hold``) before this plan's writes; None when there is nothing to
+    ask: no timing rule or approval (the path of every other trigger: one look at the
+    spec), suspended, blocked as a whole, or nothing to write."""
+    spec = plan.trigger.spec
+    rollout = spec.rollout if spec is not None else None
+    if (
+        spec is None
+        or rollout is None
+        or not rollout.timed
+        or spec.suspend
+        or plan.blocked is not None
+        or plan.image is None
+        or plan.source is None
+        or not any(t.action in HELD_ACTIONS for t in plan.targets)
+    ):
+        return None
+    return rollout
+
+
+def approve_hint(plan: TriggerPlan) -> str:
+    """The command that approves the plan's image, for a PendingApproval message."""
+    ref = plan.trigger.ref
+    return f"kubectl imagetrigger approve {ref.name} -n {ref.namespace}"
+
+
+def held_back(plan: TriggerPlan, held: Hold) -> TriggerPlan:
+    """The plan with its writes held: those targets and the trigger say why (the targets
+    already running the image stay as they are)."""
+    targets = tuple(
+        dataclasses.replace(t, action=Action.Blocked, reason=held.reason, message=held.message)
+        if t.action in HELD_ACTIONS
+        else t
+        for t in plan.targets
+    )
+    return dataclasses.replace(plan, blocked=held.reason, message=held.message, targets=targets)
+
+
+def created_from_status(status: Mapping[str, Any], rollout: Rollout, image: str) -> datetime | None:
+    """The image's created time as the operator last counted it (``status.waiting`` of a
+    minImageAge hold of ``image``: ``until`` less the age); None if it did not say. For
+    the plugin, which reads no Images."""
+    waiting = status.get("waiting")
+    if not (
+        rollout.min_image_age
+        and isinstance(waiting, Mapping)
+        and waiting.get("image") == image
+        and waiting.get("reason") == Rule.MinImageAge
+    ):
+        return None
+    until = parse_time(waiting.get("until"))
+    if until is None:
+        return None
+    return until - timedelta(seconds=parse_duration(rollout.min_image_age))
 
 
 def next_opening(

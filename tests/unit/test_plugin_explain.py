@@ -716,3 +716,51 @@ def test_why_names_the_service_account_a_write_is_made_as() -> None:
     assert follower.notes == (
         "written as ServiceAccount demo/deployer (spec.serviceAccountName): its rights decide",
     )
+
+
+# -- timing rules and approval (timing.py), as the reconcile pass asks them -------------------
+
+
+def held_trigger(rollout: dict[str, Any], **spec: Any) -> dict[str, Any]:
+    body = image_trigger([{"kind": "Deployment", "name": "web"}])
+    body["spec"]["rollout"] = rollout
+    body["spec"] |= spec
+    return body
+
+
+def test_an_image_waiting_for_approval_is_pending_not_about_to_be_written() -> None:
+    snapshot = snapshot_of(imagestream(), workload(web=OLD), held_trigger({"approval": "Manual"}))
+    why = explain(snapshot, TargetKind.Deployment, "demo", "web")
+    (follower,) = why.followers
+    assert follower.verdict == "PendingApproval"
+    assert "kubectl imagetrigger approve follow-app -n demo" in follower.message
+    assert follower.writes == ()
+    assert summary(why) == "nothing would be written now (PendingApproval)"
+    (row,) = rows(snapshot)
+    assert (row.up_to_date, row.pending, row.failed) == (0, 1, 0)
+    # Approved (by digest): it would be written now.
+    approved = held_trigger({"approval": "Manual"}, approvedImage=NEW.rpartition("@")[2])
+    why = explain(snapshot_of(imagestream(), workload(web=OLD), approved), *WEB)
+    assert [f.verdict for f in why.followers] == ["Update"]
+
+
+def test_a_closed_maintenance_window_says_when_it_opens() -> None:
+    # 10:20 UTC on a Friday; the window is 22:00-23:00 UTC every day.
+    window = {"windows": [{"start": "22:00", "end": "23:00"}]}
+    snapshot = snapshot_of(imagestream(), workload(web=OLD), held_trigger(window))
+    snapshot.now = NOW
+    (follower,) = explain(snapshot, *WEB).followers
+    assert follower.verdict == "Waiting"
+    assert follower.message.endswith("next opens Fri 22:00 UTC (2025-01-10T22:00:00Z)")
+    snapshot.now = NOW.replace(hour=22, minute=30)
+    assert [f.verdict for f in explain(snapshot, *WEB).followers] == ["Update"]
+
+
+WEB = (TargetKind.Deployment, "demo", "web")
+
+
+def test_a_held_imagetrigger_is_listed_with_its_hold_and_its_targets_pending() -> None:
+    (row,) = rows(
+        snapshot_of(imagestream(), workload(web=OLD), held_trigger({"approval": "Manual"}))
+    )
+    assert (row.status, row.image, row.pending) == ("PendingApproval", NEW, 1)

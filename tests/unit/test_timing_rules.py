@@ -18,7 +18,15 @@ from imagestream_trigger.plugin.cli import main as plugin_main
 from imagestream_trigger.plugin.cluster import digest_of
 from imagestream_trigger.report import status as status_model
 from imagestream_trigger.resolve import ResolvedImage
-from imagestream_trigger.timing import Hold, Rule, approved, hold, next_opening, parse_time
+from imagestream_trigger.timing import (
+    Hold,
+    Rule,
+    approved,
+    created_from_status,
+    hold,
+    next_opening,
+    parse_time,
+)
 from tests.fuzz.inputs import ODD_TEXT, json_values
 
 DIGEST = "sha256:" + "ab" * 32
@@ -294,3 +302,19 @@ def test_approve_refuses_an_image_without_a_digest_before_asking_the_cluster(
     assert error.startswith("error: --image 'app:latest' names no image digest")
     assert digest_of(f"quay.io/acme/app@{DIGEST}") == DIGEST
     assert digest_of("sha256:short") == ""
+
+
+def test_the_plugin_reads_the_created_time_the_operator_counted_from() -> None:
+    rollout = Rollout.model_validate({"minImageAge": "1h"})
+    status = {
+        "waiting": {
+            "image": "quay.io/a/b@sha256:1",
+            "reason": "MinImageAge",
+            "until": "2025-01-10T11:00:00Z",
+        }
+    }
+    born = created_from_status(status, rollout, "quay.io/a/b@sha256:1")
+    assert born == datetime(2025, 1, 10, 10, 0, tzinfo=UTC)
+    assert created_from_status(status, rollout, "quay.io/a/b@sha256:2") is None  # another image
+    assert created_from_status({"waiting": {"reason": "Debounce"}}, rollout, "x") is None
+    assert created_from_status(status, Rollout(), "quay.io/a/b@sha256:1") is None

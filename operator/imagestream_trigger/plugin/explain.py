@@ -14,13 +14,14 @@ from its status through the status model.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Final
 
-from imagestream_trigger import canary
+from imagestream_trigger import canary, timing
 from imagestream_trigger.api import Reason, TargetKind
 from imagestream_trigger.decide import ImageChange
 from imagestream_trigger.index import Indexes, TriggerInfo, WorkloadInfo, trigger_info
@@ -70,6 +71,9 @@ PENDING: Final = frozenset(
         # In canary order (canary.py): written once the canaries or the batch before are done.
         Reason.WaitingForCanary,
         Reason.WaitingForBatch,
+        # Held back by a timing rule or until approved (timing.py).
+        Reason.Waiting,
+        Reason.PendingApproval,
     }
 )
 # Verdicts that say nothing about a target's state (not counted in ``list``).
@@ -99,6 +103,8 @@ class Snapshot:
     # (namespace, name) of an ImageTrigger -> its raw spec.targets, for an invalid spec
     raw_targets: dict[tuple[str, str], list[Any]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # what could not be listed, and why
+    # The moment the timing rules are asked at (maintenance windows, debounce, image age).
+    now: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +179,20 @@ def plan_of(snapshot: Snapshot, info: TriggerInfo) -> TriggerPlan:
     trigger = dataclasses.replace(info, status=status_model.read(info.status))
     plan = plan_trigger(snapshot.indexes, trigger)
     spec = info.spec
+    rollout = timing.holdable(plan)
+    if rollout is not None and plan.image is not None and spec is not None:
+        # Timing rules and approval, as the reconcile pass asks them. The image's created
+        # time (minImageAge) is the one the operator counted from, as its status says.
+        held = timing.hold(
+            rollout,
+            image=plan.image,
+            image_created=timing.created_from_status(trigger.status, rollout, plan.image.reference),
+            approved_image=spec.approved_image,
+            approve_hint=timing.approve_hint(plan),
+            now=snapshot.now,
+        )
+        if held is not None:
+            return timing.held_back(plan, held)
     if spec is not None and not (spec.suspend or spec.dry_run):
         # Writes held back in canary order, as the reconcile pass holds them (canary.py).
         ordered = canary.in_order(plan, trigger.status)
@@ -327,7 +347,8 @@ def trigger_row(snapshot: Snapshot, info: TriggerInfo) -> Row:
     if plan.picked is not None:  # with a tag policy: the tag it picked
         base = dataclasses.replace(base, sources=(str(plan.picked),))
     image = plan.image.reference if plan.image is not None else ""
-    if plan.blocked is not None:
+    held = plan.blocked in (Reason.Waiting, Reason.PendingApproval)
+    if plan.blocked is not None and not held:
         return dataclasses.replace(base, image=image, status=_blocked(snapshot, plan)[0])
     reported = _reported(info)
     counts = {"upToDate": 0, "pending": 0, "failed": 0}
@@ -344,6 +365,8 @@ def trigger_row(snapshot: Snapshot, info: TriggerInfo) -> Row:
             failing.append(verdict)
     if spec.suspend:
         verdict = Verdict.Suspended
+    elif held:  # a timing rule or an approval holds the image: its targets wait (pending)
+        verdict = str(plan.blocked)
     elif failing:
         verdict = failing[0]
     elif counts["pending"]:
