@@ -204,8 +204,11 @@ class Elector:
             # A little later than the earliest moment, as client-go's jitter does, so
             # that standbys do not all try at the same instant.
             wait += random.uniform(0, self.timing.retry_period_s / 2)
+        # asyncio.timeout, not wait_for: on 3.11, wait_for returns the inner result when a
+        # cancellation arrives as the Lease changes, and the elector would not stop.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._seen.wait(), timeout=wait)
+            async with asyncio.timeout(wait):
+                await self._seen.wait()
 
     async def attempt(self) -> bool:
         """One try to create, take or renew the Lease; whether it is ours afterwards."""

@@ -138,3 +138,25 @@ async def test_a_renewal_answered_after_the_release_does_not_make_it_lead_again(
     assert not elector.leading
     assert elector.remaining() == 0
     assert led == [1]
+
+
+async def test_a_standby_stops_when_cancelled_as_the_lease_changes() -> None:
+    # The runner cancels the elector at shutdown. A standby waits for the Lease to change,
+    # again and again (Elector.run); a change seen in the same moment as the cancellation
+    # must not swallow it (asyncio.wait_for does, on 3.11), or the elector never stops and
+    # shutdown hangs.
+    elector = Elector(cast(Api, FakeApi()), "ns", "imagestream-trigger", ME)
+    elector.record = held(OTHER)
+
+    async def standby() -> None:
+        while True:
+            elector._changed_at = elector.clock()
+            await elector._wait_for_a_chance()
+
+    waiting = asyncio.create_task(standby())
+    await asyncio.sleep(0.01)
+    elector._seen.set()
+    await asyncio.sleep(0)  # the change is taken in; the wait is about to return
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(asyncio.shield(waiting), 1)
