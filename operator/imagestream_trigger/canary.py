@@ -38,6 +38,7 @@ from typing import Any
 
 from imagestream_trigger.api import Reason, RolloutState
 from imagestream_trigger.decide import applied_record
+from imagestream_trigger.gate import reported_targets, state_of
 from imagestream_trigger.kinds import KINDS
 from imagestream_trigger.models import Rollout, selector_matches
 from imagestream_trigger.plan import Action, TargetPlan, TriggerPlan, describe_selector
@@ -64,15 +65,11 @@ class Order:
 
 def rollout_states(status: Mapping[str, Any], image: str) -> dict[str, RolloutState]:
     """Each target's rollout state of ``image``, as an ImageTrigger's status reports it."""
-    targets = status.get("targets")
-    states = {}
-    for entry in targets if isinstance(targets, list) else ():
-        if not isinstance(entry, Mapping) or entry.get("image") != image:
-            continue
-        state = entry.get("rollout")
-        if isinstance(state, str) and state in RolloutState.__members__:
-            states[f"{entry.get('kind')}/{entry.get('name')}"] = RolloutState(state)
-    return states
+    return {
+        key: state
+        for key, entry in reported_targets(status).items()
+        if entry.get("image") == image and (state := state_of(entry.get("rollout"))) is not None
+    }
 
 
 def _rolls(target: TargetPlan) -> bool:

@@ -237,7 +237,9 @@ def rfc3339(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _reported(status: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+def reported_targets(status: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    """``status.targets[]`` of an ImageTrigger by "Kind/name"; entries that are not objects
+    are left out."""
     targets = status.get("targets")
     return {
         f"{e.get('kind')}/{e.get('name')}": e
@@ -276,7 +278,7 @@ def follow_rollouts(
     entries, consumed = quarantine_after(quarantine_entries(previous), retry)
     quarantine = list(entries)
     retried = retry_matches(retry, image)
-    reported = _reported(previous)
+    reported = reported_targets(previous)
     stamp = rfc3339(now)
     targets: dict[str, TargetRollout] = {}
     rechecks: list[datetime] = []
@@ -296,7 +298,7 @@ def follow_rollouts(
             if c.key in record and record[c.key].source == str(source)
         ]
         before = reported.get(key) or {}
-        state_before = _state(before.get("rollout")) if before.get("image") == image else None
+        state_before = state_of(before.get("rollout")) if before.get("image") == image else None
         if key in pending:
             # Our write has not come back through the watch: what was said still holds.
             targets[key] = (
@@ -390,7 +392,8 @@ def follow_rollouts(
     )
 
 
-def _state(value: Any) -> RolloutState | None:
+def state_of(value: Any) -> RolloutState | None:
+    """A ``rollout`` field of the status as a RolloutState; None if it is none."""
     return (
         RolloutState(value)
         if isinstance(value, str) and value in RolloutState.__members__
@@ -424,10 +427,10 @@ def known_good(status: Mapping[str, Any], key: str, image: str) -> bool:
     """Whether a workload target's image counts as good when the tag moves on (the
     ``known_good`` of decide.workload_patch): not if the trigger's status says its rollout
     of ``image`` is still followed or failed; yes if it was healthy, or never followed."""
-    before = _reported(status).get(key) or {}
+    before = reported_targets(status).get(key) or {}
     if before.get("image") != image:
         return True
-    return _state(before.get("rollout")) in (None, RolloutState.Healthy, RolloutState.Reverted)
+    return state_of(before.get("rollout")) in (None, RolloutState.Healthy, RolloutState.Reverted)
 
 
 def _failed(

@@ -25,8 +25,10 @@ from enum import StrEnum
 from typing import Any, Final
 from urllib.parse import quote
 
+from imagestream_trigger.act.client import api_path
 from imagestream_trigger.act.writer import Outcome, WriteResult
 from imagestream_trigger.api import GROUP, PLURAL, VERSION, Reason
+from imagestream_trigger.gate import reported_targets
 from imagestream_trigger.resolve import TagRef
 
 SPECVERSION: Final = "1.0"
@@ -100,7 +102,7 @@ def ce_type(event: NotifyEvent) -> str:
 
 def ce_source(n: Notification) -> str:
     """The ImageTrigger's API path: a URI reference, unique per trigger."""
-    return f"/apis/{GROUP}/{VERSION}/namespaces/{n.namespace}/{PLURAL}/{n.trigger}"
+    return api_path(GROUP, VERSION, PLURAL, n.namespace, n.trigger)
 
 
 def _header_value(text: str) -> str:
@@ -199,12 +201,7 @@ def pass_notifications(
     was refused or failed for good (not a 5xx or a timeout: the queue retries those) unless
     the status the pass started from (``previous``) says so already: a retried pass, or
     one after a restart, does not say it again."""
-    targets = previous.get("targets")
-    before = {
-        f"{e.get('kind')}/{e.get('name')}": e
-        for e in (targets if isinstance(targets, list) else [])
-        if isinstance(e, Mapping)
-    }
+    before = reported_targets(previous)
     found = []
     written = [k for k, r in zip(keys, done, strict=True) if r and r.outcome is Outcome.Written]
     if written:
