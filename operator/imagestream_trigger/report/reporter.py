@@ -43,8 +43,9 @@ log = logging.getLogger(__name__)
 
 ANNOTATION = "annotation"
 IMAGETRIGGER = "imagetrigger"
-# Ready=False reasons that are no fault: a Normal Event of their own says so (or none).
-_NOT_WARNINGS = frozenset({Reason.Suspended, Reason.Waiting, Reason.PendingApproval})
+# Ready=False reasons that are no fault: a Normal Event of their own says so (or none);
+# WAITING: a rollout in canary order.
+_NOT_WARNINGS = frozenset({Reason.Suspended, Reason.Waiting, Reason.PendingApproval}) | WAITING
 
 
 def _age_seconds(created: str | None) -> float | None:
@@ -388,7 +389,6 @@ class Reporter:
             ready["status"] == "False"
             and (old_ready.get("reason") != ready["reason"] or old_ready.get("status") != "False")
             and ready["reason"] not in _NOT_WARNINGS
-            and ready["reason"] not in WAITING  # a rollout in canary order: no fault
         ):
             self.events.warning(ref, ready["reason"], ready["message"])
         elif ready["status"] == "True" and old_ready.get("status") == "False":

@@ -119,6 +119,7 @@ _LISTS: dict[str, type[_Model]] = {
     "history": HistoryEntry,
     "quarantine": QuarantineEntry,
 }
+_OBJECTS: dict[str, type[_Model]] = {"promoted": Promoted, "pending": Pending, "waiting": Waiting}
 _SCALARS = ("observedGeneration", "image", "shortDigest", "lastTriggerTime", "tag")
 
 
@@ -145,11 +146,7 @@ def read(body: Any) -> dict[str, Any]:
         entries = body.get(key)
         if isinstance(entries, list):
             kept[key] = [_entry(model, e) for e in entries if _fits(model, e)]
-    promoted = body.get("promoted")
-    if isinstance(promoted, Mapping) and _fits(Promoted, promoted):
-        kept["promoted"] = _entry(Promoted, promoted)
-    held: tuple[tuple[str, type[_Model]], ...] = (("pending", Pending), ("waiting", Waiting))
-    for key, model in held:
+    for key, model in _OBJECTS.items():
         entry = body.get(key)
         if isinstance(entry, Mapping) and _fits(model, entry):
             kept[key] = _entry(model, entry)
